@@ -1,0 +1,1 @@
+//! Build planning and solving: DAG, cache keys, COPY/ADD, RUN orchestration

@@ -1,0 +1,1 @@
+//! Dockerfile parser, shell-word expansion, stage planning and build checks (pure)

@@ -1,0 +1,1 @@
+//! Layer tars: apply safely, create deterministically, diff an overlay upperdir

@@ -1,0 +1,1 @@
+//! Overlay snapshotter and OCI-runtime executor

@@ -1,0 +1,1 @@
+//! Content store (an OCI image layout), image index, snapshots and build-cache records
