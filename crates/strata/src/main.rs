@@ -2,9 +2,18 @@
 
 mod commands;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = commands::Cli::parse();
-    commands::run(cli)
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line: "what failed: why".
+            eprintln!("Error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
 }
