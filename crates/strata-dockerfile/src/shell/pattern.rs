@@ -1,0 +1,401 @@
+//! Shell patterns for `${v#p}`, `${v%p}` and `${v/p/r}`, matched the way BuildKit matches them.
+//!
+//! BuildKit turns a pattern into a Go regular expression (`*` becomes `.*` or `.*?`, `?` becomes `.`,
+//! everything else literal, bracket expressions included) and lets Go's leftmost-first engine pick the
+//! match. To give byte-identical results we compile the pattern to a tiny instruction program and run
+//! it in a Pike VM with thread priorities, which yields exactly the leftmost-first match (the one a
+//! backtracking engine would find) in time linear in the value. As in Go, `.` never matches a newline.
+//!
+//! The escape character of a pattern is always a backslash, even under `# escape=``: the lexer keeps
+//! escapes raw in pattern words and this module interprets them.
+
+/// Why a pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PatternError {
+    /// The character after the backslash (`None` when the pattern ends with a lone backslash).
+    pub(crate) escaped: Option<char>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    AnyChar,
+    Star,
+}
+
+/// A compiled pattern: a program for the Pike VM.
+#[derive(Debug)]
+pub(crate) struct Pattern {
+    program: Vec<Inst>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Inst {
+    Char(char),
+    /// Any character except a newline (Go's `.` without the `s` flag).
+    AnyNotNewline,
+    /// Try `first`, then `second` (priority order).
+    Split(usize, usize),
+    Jump(usize),
+    Match,
+}
+
+fn tokenize(pattern: &str) -> Result<Vec<Token>, PatternError> {
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => {
+                // `**` means the same as `*` for every match this module reports (only where the
+                // whole match ends matters), and collapsing keeps the program small.
+                if tokens.last() != Some(&Token::Star) {
+                    tokens.push(Token::Star);
+                }
+            }
+            '?' => tokens.push(Token::AnyChar),
+            '\\' => match chars.peek().copied() {
+                // `}` and `/` had to be escaped to fit in `${...}`; the escape is not part of the pattern
+                Some('}') | Some('/') => {}
+                Some(next @ ('*' | '?' | '\\')) => {
+                    chars.next();
+                    tokens.push(Token::Literal(next));
+                }
+                other => return Err(PatternError { escaped: other }),
+            },
+            other => tokens.push(Token::Literal(other)),
+        }
+    }
+    Ok(tokens)
+}
+
+impl Pattern {
+    /// Compiles `pattern`; `greedy` makes `*` match the longest run instead of the shortest.
+    pub(crate) fn compile(pattern: &str, greedy: bool) -> Result<Pattern, PatternError> {
+        let tokens = tokenize(pattern)?;
+        let mut program = Vec::with_capacity(tokens.len() * 3 + 1);
+        for token in tokens {
+            match token {
+                Token::Literal(c) => program.push(Inst::Char(c)),
+                Token::AnyChar => program.push(Inst::AnyNotNewline),
+                Token::Star => {
+                    let split = program.len();
+                    let (body, exit) = (split + 1, split + 3);
+                    program.push(if greedy {
+                        Inst::Split(body, exit)
+                    } else {
+                        Inst::Split(exit, body)
+                    });
+                    program.push(Inst::AnyNotNewline);
+                    program.push(Inst::Jump(split));
+                }
+            }
+        }
+        program.push(Inst::Match);
+        Ok(Pattern { program })
+    }
+
+    /// The leftmost-first match starting at or after `from` (only at `from` when `anchored`),
+    /// as a char index range into `text`.
+    pub(crate) fn find(
+        &self,
+        text: &[char],
+        from: usize,
+        anchored: bool,
+    ) -> Option<(usize, usize)> {
+        let mut current = Threads::new(self.program.len());
+        let mut next = Threads::new(self.program.len());
+        let mut stack = Vec::new();
+        let mut found = None;
+        let mut pos = from;
+        loop {
+            if found.is_none() && (!anchored || pos == from) {
+                // a thread starting here has the lowest priority: leftmost matches win
+                current.add(&self.program, 0, pos, &mut stack);
+            }
+            if current.is_empty() && (found.is_some() || anchored) {
+                break;
+            }
+            let ch = text.get(pos).copied();
+            for i in 0..current.list.len() {
+                let (pc, start) = current.list[i];
+                match self.program[pc] {
+                    Inst::Match => {
+                        found = Some((start, pos));
+                        // every remaining thread has a lower priority than this match
+                        break;
+                    }
+                    Inst::Char(c) => {
+                        if ch == Some(c) {
+                            next.add(&self.program, pc + 1, start, &mut stack);
+                        }
+                    }
+                    Inst::AnyNotNewline => {
+                        if matches!(ch, Some(c) if c != '\n') {
+                            next.add(&self.program, pc + 1, start, &mut stack);
+                        }
+                    }
+                    Inst::Split(..) | Inst::Jump(_) => {}
+                }
+            }
+            if pos >= text.len() {
+                break;
+            }
+            std::mem::swap(&mut current, &mut next);
+            next.clear();
+            pos += 1;
+        }
+        found
+    }
+}
+
+/// An ordered set of VM threads (program counter, match start), in priority order.
+#[derive(Debug)]
+struct Threads {
+    list: Vec<(usize, usize)>,
+    seen: Vec<bool>,
+}
+
+impl Threads {
+    fn new(len: usize) -> Threads {
+        Threads {
+            list: Vec::new(),
+            seen: vec![false; len],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn clear(&mut self) {
+        // jumps and splits were marked too, not only the listed states
+        self.seen.iter_mut().for_each(|s| *s = false);
+        self.list.clear();
+    }
+
+    /// Follows jumps and splits from `pc` in priority order, adding the consuming states.
+    fn add(&mut self, program: &[Inst], pc: usize, start: usize, stack: &mut Vec<usize>) {
+        stack.push(pc);
+        while let Some(pc) = stack.pop() {
+            if self.seen[pc] {
+                continue;
+            }
+            self.seen[pc] = true;
+            match program[pc] {
+                Inst::Jump(to) => stack.push(to),
+                Inst::Split(first, second) => {
+                    stack.push(second);
+                    stack.push(first);
+                }
+                Inst::Char(_) | Inst::AnyNotNewline | Inst::Match => self.list.push((pc, start)),
+            }
+        }
+    }
+}
+
+/// Reverses a pattern but keeps each backslash in front of the character it escapes
+/// (`a\*c` becomes `c\*a`), so that a suffix search can run as a prefix search.
+fn reverse_pattern(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = vec!['\0'; chars.len()];
+    let last = chars.len().saturating_sub(1);
+    let mut i = 0;
+    while i < chars.len() {
+        let at = last - i;
+        if chars[i] == '\\' && i != last {
+            out[at - 1] = '\\';
+            out[at] = chars[i + 1];
+            i += 2;
+        } else {
+            out[at] = chars[i];
+            i += 1;
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// `${value#pattern}` (shortest) and `${value##pattern}` (`greedy`).
+pub(crate) fn trim_prefix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+) -> Result<String, PatternError> {
+    let compiled = Pattern::compile(pattern, greedy)?;
+    let chars: Vec<char> = value.chars().collect();
+    Ok(match compiled.find(&chars, 0, true) {
+        Some((_, end)) => chars[end..].iter().collect(),
+        None => value.to_owned(),
+    })
+}
+
+/// `${value%pattern}` (shortest) and `${value%%pattern}` (`greedy`): a prefix trim of the reversed
+/// value with the reversed pattern.
+pub(crate) fn trim_suffix(
+    pattern: &str,
+    value: &str,
+    greedy: bool,
+) -> Result<String, PatternError> {
+    let reversed: String = value.chars().rev().collect();
+    let trimmed = trim_prefix(&reverse_pattern(pattern), &reversed, greedy)?;
+    Ok(trimmed.chars().rev().collect())
+}
+
+/// `${value/pattern/replacement}`: the first match replaced by the literal replacement.
+pub(crate) fn replace_first(
+    pattern: &str,
+    value: &str,
+    replacement: &str,
+) -> Result<String, PatternError> {
+    let compiled = Pattern::compile(pattern, true)?;
+    let chars: Vec<char> = value.chars().collect();
+    Ok(match compiled.find(&chars, 0, false) {
+        Some((start, end)) => {
+            let mut out: String = chars[..start].iter().collect();
+            out.push_str(replacement);
+            out.extend(&chars[end..]);
+            out
+        }
+        None => value.to_owned(),
+    })
+}
+
+/// `${value//pattern/replacement}`: every match replaced, with Go's rules for empty matches (one
+/// after every character, none right after a previous match) and Go's `$0`/`${0}`/`$$` template
+/// syntax in the replacement, because BuildKit hands the replacement to `ReplaceAllString`.
+pub(crate) fn replace_all(
+    pattern: &str,
+    value: &str,
+    replacement: &str,
+) -> Result<String, PatternError> {
+    let compiled = Pattern::compile(pattern, true)?;
+    let chars: Vec<char> = value.chars().collect();
+    let mut out = String::with_capacity(value.len());
+    let mut last_end = 0;
+    let mut search = 0;
+    while search <= chars.len() {
+        let Some((start, end)) = compiled.find(&chars, search, false) else {
+            break;
+        };
+        out.extend(&chars[last_end..start]);
+        if end > last_end || start == 0 {
+            expand_template(replacement, &chars[start..end], &mut out);
+        }
+        last_end = end;
+        search = if search + 1 > end { search + 1 } else { end };
+    }
+    out.extend(&chars[last_end.min(chars.len())..]);
+    Ok(out)
+}
+
+/// Go's `Regexp.Expand` for a pattern with no capture groups: `$$` is a dollar, `$0`/`${0}` the whole
+/// match, any other well-formed reference empty, a malformed one literal.
+fn expand_template(template: &str, matched: &[char], out: &mut String) {
+    let mut rest = template;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        rest = &rest[dollar + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        match template_reference(rest) {
+            Some((name, after)) => {
+                if name == "0" {
+                    out.extend(matched);
+                }
+                rest = after;
+            }
+            None => out.push('$'),
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Parses `name` or `{name}` after a `$` (letters, digits, underscore), returning it and the rest.
+fn template_reference(text: &str) -> Option<(&str, &str)> {
+    let (body, braced) = match text.strip_prefix('{') {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
+    let len: usize = body
+        .chars()
+        .take_while(|c| c.is_alphabetic() || c.is_numeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum();
+    if len == 0 {
+        return None;
+    }
+    let (name, after) = body.split_at(len);
+    if braced {
+        let after = after.strip_prefix('}')?;
+        return Some((name, after));
+    }
+    Some((name, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reversed_patterns_keep_escapes_in_front() {
+        for (pattern, expected) in [
+            ("a\\*c", "c\\*a"),
+            ("\\\\\\ab", "b\\a\\\\"),
+            ("ab\\", "\\ba"),
+            ("\\\\b", "b\\\\"),
+            ("", ""),
+        ] {
+            assert_eq!(reverse_pattern(pattern), expected, "pattern {pattern:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_escapes_are_refused() {
+        for pattern in ["\\", "\\x", "\\\\\\", "a\\b"] {
+            assert!(
+                Pattern::compile(pattern, true).is_err(),
+                "pattern {pattern:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn leftmost_first_with_lazy_and_greedy_stars() {
+        let text: Vec<char> = "xxyy".chars().collect();
+        let lazy = Pattern::compile("*x*y", false).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(lazy.find(&text, 0, true), Some((0, 3)));
+        let greedy = Pattern::compile("*x*y", true).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(greedy.find(&text, 0, true), Some((0, 4)));
+        let unanchored = Pattern::compile("y", true).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(unanchored.find(&text, 0, false), Some((2, 3)));
+        assert_eq!(unanchored.find(&text, 3, false), Some((3, 4)));
+        assert_eq!(unanchored.find(&text, 4, false), None);
+    }
+
+    #[test]
+    fn stars_and_question_marks_stop_at_newlines() {
+        assert_eq!(trim_prefix("*", "a\nb", true).as_deref(), Ok("\nb"));
+        assert_eq!(trim_prefix("?", "\nb", true).as_deref(), Ok("\nb"));
+    }
+
+    #[test]
+    fn replace_all_follows_go_for_empty_matches() {
+        assert_eq!(replace_all("", "xy", "-").as_deref(), Ok("-x-y-"));
+        assert_eq!(replace_all("*", "xy", "-").as_deref(), Ok("-"));
+        assert_eq!(replace_all("x*", "axxb", "-").as_deref(), Ok("a-"));
+        assert_eq!(replace_all("", "", "-").as_deref(), Ok("-"));
+    }
+
+    #[test]
+    fn replace_all_expands_go_templates() {
+        assert_eq!(replace_all("b", "abc", "[$0]").as_deref(), Ok("a[b]c"));
+        assert_eq!(replace_all("b", "abc", "[${0}]").as_deref(), Ok("a[b]c"));
+        assert_eq!(replace_all("b", "abc", "$$").as_deref(), Ok("a$c"));
+        assert_eq!(replace_all("b", "abc", "$1x").as_deref(), Ok("ac"));
+        assert_eq!(replace_all("b", "abc", "$").as_deref(), Ok("a$c"));
+        assert_eq!(replace_all("b", "abc", "${0").as_deref(), Ok("a${0c"));
+        assert_eq!(replace_first("b", "abc", "$0").as_deref(), Ok("a$0c"));
+    }
+}
