@@ -1,0 +1,39 @@
+//! flock-based locks on files in the store root.
+//!
+//! flock locks belong to the open file description, so they are released when the process
+//! dies: a crash can never leave the store locked.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// An exclusive lock, released on drop.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    _file: File,
+}
+
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ctx("open lock file", path)
+}
+
+/// Blocks until the exclusive lock on `path` is held.
+pub(crate) fn exclusive(path: &Path) -> Result<Guard> {
+    let file = open(path)?;
+    file.lock().ctx("lock", path)?;
+    Ok(Guard { _file: file })
+}
+
+/// Blocks until a shared lock on `path` is held; the lock lives as long as the returned file.
+pub(crate) fn shared(path: &Path) -> Result<File> {
+    let file = open(path)?;
+    file.lock_shared().ctx("lock (shared)", path)?;
+    Ok(file)
+}
