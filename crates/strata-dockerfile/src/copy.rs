@@ -1,0 +1,214 @@
+//! COPY/ADD flag values: `--chmod` (octal or symbolic) and `--checksum`.
+
+/// A `--chmod` value: octal (`0644`, `755`) or symbolic (`u+x,go-w`, `a=rX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chmod {
+    /// Permission bits, at most `0o7777`.
+    Octal(u32),
+    /// Symbolic clauses, validated; applied per file with [`Chmod::apply`].
+    Symbolic(String),
+}
+
+impl Chmod {
+    /// Parses an (expanded) `--chmod` value; `None` when invalid.
+    pub fn parse(value: &str) -> Option<Chmod> {
+        if !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            let mode = u32::from_str_radix(value, 8).ok()?;
+            return (mode <= 0o7777).then_some(Chmod::Octal(mode));
+        }
+        let valid = value
+            .split(',')
+            .all(|clause| symbolic_clause(clause).is_some());
+        valid.then(|| Chmod::Symbolic(value.to_string()))
+    }
+
+    /// The permission bits for a file whose current mode is `mode` (permission bits only).
+    /// `X` grants execute only to directories and files already executable by someone.
+    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        match self {
+            Chmod::Octal(bits) => *bits,
+            Chmod::Symbolic(text) => {
+                let mut mode = mode & 0o7777;
+                for clause in text.split(',') {
+                    if let Some((who, actions)) = symbolic_clause(clause) {
+                        for (op, perm) in actions {
+                            let bits = perm.bits(mode, is_dir) & who;
+                            mode = match op {
+                                '+' => mode | bits,
+                                '-' => mode & !bits,
+                                _ => (mode & !who) | bits,
+                            };
+                        }
+                    }
+                }
+                mode
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Perm {
+    Bits {
+        rwx: u32,
+        x_cond: bool,
+        special: u32,
+    },
+    Copy(u32),
+}
+
+impl Perm {
+    /// The bits granted, spread to all of u/g/o (masked by `who` later).
+    fn bits(self, mode: u32, is_dir: bool) -> u32 {
+        match self {
+            Perm::Bits {
+                rwx,
+                x_cond,
+                special,
+            } => {
+                let mut rwx = rwx;
+                if x_cond && (is_dir || mode & 0o111 != 0) {
+                    rwx |= 1;
+                }
+                (rwx << 6) | (rwx << 3) | rwx | special
+            }
+            Perm::Copy(shift) => {
+                let rwx = (mode >> shift) & 7;
+                (rwx << 6) | (rwx << 3) | rwx
+            }
+        }
+    }
+}
+
+/// Parses `[ugoa]*([-+=]([rwxXst]*|[ugo]))+`; returns the `who` mask and the actions.
+fn symbolic_clause(clause: &str) -> Option<(u32, Vec<(char, Perm)>)> {
+    let mut chars = clause.chars().peekable();
+    let mut who = 0;
+    while let Some(&c) = chars.peek() {
+        who |= match c {
+            'u' => 0o4700,
+            'g' => 0o2070,
+            'o' => 0o1007,
+            'a' => 0o7777,
+            _ => break,
+        };
+        chars.next();
+    }
+    if who == 0 {
+        who = 0o7777;
+    }
+    let mut actions = Vec::new();
+    while let Some(op) = chars.next() {
+        if !matches!(op, '+' | '-' | '=') {
+            return None;
+        }
+        let perm = match chars.peek() {
+            Some('u') => Some(6),
+            Some('g') => Some(3),
+            Some('o') => Some(0),
+            _ => None,
+        };
+        if let Some(shift) = perm {
+            chars.next();
+            actions.push((op, Perm::Copy(shift)));
+            continue;
+        }
+        let (mut rwx, mut x_cond, mut special) = (0, false, 0);
+        while let Some(&c) = chars.peek() {
+            match c {
+                'r' => rwx |= 4,
+                'w' => rwx |= 2,
+                'x' => rwx |= 1,
+                'X' => x_cond = true,
+                's' => special |= 0o6000,
+                't' => special |= 0o1000,
+                _ => break,
+            }
+            chars.next();
+        }
+        actions.push((
+            op,
+            Perm::Bits {
+                rwx,
+                x_cond,
+                special,
+            },
+        ));
+    }
+    (!actions.is_empty()).then_some((who, actions))
+}
+
+/// Validates an `ADD --checksum` digest: `sha256:<64 hex>`, `sha384:<96>`, `sha512:<128>`.
+pub(crate) fn valid_checksum(value: &str) -> bool {
+    let Some((algorithm, hex)) = value.split_once(':') else {
+        return false;
+    };
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return false,
+    };
+    hex.len() == len
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chmod_parse_table() {
+        let cases = [
+            ("644", Some(Chmod::Octal(0o644))),
+            ("0755", Some(Chmod::Octal(0o755))),
+            ("4755", Some(Chmod::Octal(0o4755))),
+            ("17777", None),
+            ("u+x", Some(Chmod::Symbolic("u+x".into()))),
+            ("go-w,a+rX", Some(Chmod::Symbolic("go-w,a+rX".into()))),
+            ("=r", Some(Chmod::Symbolic("=r".into()))),
+            ("g=u", Some(Chmod::Symbolic("g=u".into()))),
+            ("u", None),
+            ("u+z", None),
+            ("888", None),
+            ("", None),
+            ("+x,", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Chmod::parse(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn chmod_apply_table() {
+        // chmod, current mode, is_dir, result
+        let cases = [
+            ("0600", 0o777, false, 0o600),
+            ("u+x", 0o644, false, 0o744),
+            ("go-w", 0o666, false, 0o644),
+            ("a+X", 0o644, false, 0o644),
+            ("a+X", 0o744, false, 0o755),
+            ("a+X", 0o644, true, 0o755),
+            ("u=rw,go=r", 0o777, false, 0o644),
+            ("g=u", 0o740, false, 0o770),
+            ("o=", 0o777, false, 0o770),
+            ("u+s", 0o755, false, 0o4755),
+        ];
+        for (text, mode, is_dir, want) in cases {
+            let chmod = Chmod::parse(text).unwrap();
+            assert_eq!(chmod.apply(mode, is_dir), want, "{text} on {mode:o}");
+        }
+    }
+
+    #[test]
+    fn checksum_table() {
+        let hex64 = "a".repeat(64);
+        assert!(valid_checksum(&format!("sha256:{hex64}")));
+        assert!(!valid_checksum(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!valid_checksum("sha256:abc"));
+        assert!(!valid_checksum(&format!("md5:{hex64}")));
+        assert!(!valid_checksum(&hex64));
+    }
+}

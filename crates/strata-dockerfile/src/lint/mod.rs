@@ -1,0 +1,1 @@
+//! Build checks (BuildKit lint rules) over a parsed Dockerfile.
