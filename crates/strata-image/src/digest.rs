@@ -142,6 +142,22 @@ impl TryFrom<&oci_spec::image::Digest> for Digest {
     }
 }
 
+/// The chain ids of a layer stack, bottom first (OCI image spec, config.md):
+/// `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`.
+///
+/// A chain id names a whole stack of layers, so an unpacked snapshot is keyed by it.
+pub fn chain_id(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => *diff_id,
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
 /// A writer that hashes (and counts) everything written through it, then forwards it.
 ///
 /// Used to digest a stream while it is being stored, so no blob is ever read twice.
@@ -222,6 +238,32 @@ mod tests {
             "sha512:abcd".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm { .. })
         ));
+    }
+
+    const CHAIN_1: &str = "sha256:e735a3dad8470831ba9a0854a72b7af2a5c40e906b4389d69c39790bd3ac26eb";
+    const CHAIN_2: &str = "sha256:4faefdbf38ce8912f780924a400f74186973604f5b4269b163aca2f6515b32c6";
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        assert!(chain_id(&[]).is_empty());
+        // Vector computed independently: printf '%s %s' <chain0> <diff1> | sha256sum, etc.
+        let diff_ids: Vec<Digest> = [
+            "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4",
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha256:5dc65ad32f67be7348344d8e7c6aafef00ab808e91ca036bca5305ede1aaf847",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let expected: Vec<Digest> = [
+            "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4",
+            CHAIN_1,
+            CHAIN_2,
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(chain_id(&diff_ids), expected);
     }
 
     #[test]
