@@ -184,10 +184,10 @@ fn command(command: &Command) -> String {
                 s += &format!(" --mount={}", mount_spec(spec));
             }
             if let Some(network) = run.network {
-                s += &format!(" --network={network:?}");
+                s += &format!(" --network={}", network.as_str());
             }
             if let Some(security) = run.security {
-                s += &format!(" --security={security:?}");
+                s += &format!(" --security={}", security.as_str());
             }
             s + &command_line(&run.command)
         }

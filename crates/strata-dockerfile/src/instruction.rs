@@ -151,6 +151,27 @@ pub enum SecurityMode {
     Insecure,
 }
 
+impl NetworkMode {
+    /// The flag value (`default`, `none`, `host`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Default => "default",
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+impl SecurityMode {
+    /// The flag value (`sandbox`, `insecure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityMode::Sandbox => "sandbox",
+            SecurityMode::Insecure => "insecure",
+        }
+    }
+}
+
 /// `COPY`/`ADD`: sources, destination and flags (unexpanded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyCommand {

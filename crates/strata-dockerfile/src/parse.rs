@@ -259,9 +259,17 @@ fn parse_command(
             }
             let (trigger, _, _) = split_command(rest);
             check_trigger(trigger, raw.span).map_err(|e| e.kind)?;
-            Command::Onbuild(OnbuildCommand {
-                expression: rest.to_string(),
-            })
+            // Heredoc bodies travel with the trigger so a child build can parse it alone.
+            let mut expression = rest.to_string();
+            for doc in &raw.heredocs {
+                expression.push('\n');
+                expression.push_str(&doc.raw);
+                if !doc.raw.is_empty() && !doc.raw.ends_with('\n') {
+                    expression.push('\n');
+                }
+                expression.push_str(&doc.name);
+            }
+            Command::Onbuild(OnbuildCommand { expression })
         }
         _ => {
             return Err(ParseErrorKind::UnknownInstruction {

@@ -16,7 +16,8 @@ use crate::error::{Span, render_snippet};
 use crate::instruction::{ArgDecl, Command, Instruction};
 use crate::parse::{Dockerfile, Stage};
 use crate::shell::{Lexer, ShellError};
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// The proxy build arguments: usable without `ARG`, never recorded in the history.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -354,7 +355,8 @@ pub fn plan(
         });
     }
 
-    let order = topological_order(target, stages, &planned)?;
+    let needed = needed_stages(target, stages, &planned)?;
+    let order = file_order_topological(&needed, &planned);
     let mut level = vec![0usize; stages.len()];
     for &i in &order {
         level[i] = planned[i]
@@ -466,8 +468,37 @@ fn stage_refs(
     Ok(refs)
 }
 
-/// Depth-first from the target: dependencies before dependents, refusing cycles.
-fn topological_order(
+/// Kahn's algorithm over the needed stages, always taking the ready stage that comes first in
+/// the file: dependencies first, otherwise file order.
+fn file_order_topological(needed: &[usize], planned: &[PlannedStage]) -> Vec<usize> {
+    let mut pending = vec![0usize; planned.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); planned.len()];
+    for &stage in needed {
+        pending[stage] = planned[stage].deps.len();
+        for &dep in &planned[stage].deps {
+            dependents[dep].push(stage);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = needed
+        .iter()
+        .filter(|&&s| pending[s] == 0)
+        .map(|&s| Reverse(s))
+        .collect();
+    let mut order = Vec::with_capacity(needed.len());
+    while let Some(Reverse(stage)) = ready.pop() {
+        order.push(stage);
+        for &dependent in &dependents[stage] {
+            pending[dependent] -= 1;
+            if pending[dependent] == 0 {
+                ready.push(Reverse(dependent));
+            }
+        }
+    }
+    order
+}
+
+/// The stages reachable from the target (depth-first), refusing cycles.
+fn needed_stages(
     target: usize,
     stages: &[Stage],
     planned: &[PlannedStage],

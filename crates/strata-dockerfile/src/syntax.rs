@@ -106,8 +106,8 @@ pub(crate) fn read_lines(
         index += 1;
         let line_number = index;
         let stripped = raw.trim_start();
-        if !state.done {
-            directive_line(stripped, line_number, &mut state, &mut directives)?;
+        if !state.done && directive_line(stripped, line_number, &mut state, &mut directives)? {
+            continue;
         }
         if let Some(comment) = stripped.strip_prefix('#') {
             comments.push(comment.trim().to_string());
@@ -219,15 +219,16 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
 }
 
 /// Recognizes `# key=value` at the top of the file; anything else ends directive parsing.
+/// Returns whether the line was a directive.
 fn directive_line(
     stripped: &str,
     line: usize,
     state: &mut DirectiveState,
     directives: &mut Directives,
-) -> Result<(), ParseError> {
+) -> Result<bool, ParseError> {
     let Some((key, value)) = split_directive(stripped) else {
         state.done = true;
-        return Ok(());
+        return Ok(false);
     };
     let span = Span::line(line);
     let key = key.to_ascii_lowercase();
@@ -237,7 +238,7 @@ fn directive_line(
         "check" => &mut state.seen_check,
         _ => {
             state.done = true;
-            return Ok(());
+            return Ok(false);
         }
     };
     if *seen {
@@ -270,7 +271,7 @@ fn directive_line(
         }
         _ => directives.check = Some(parse_check(value, span)?),
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`
