@@ -1,0 +1,322 @@
+//! Where COPY/ADD read from: the filtered build context or another rootfs (a stage, an image).
+//!
+//! [`SourceTree`] is the narrow read interface both provide. Its primitives take paths that
+//! contain no symlinks; [`resolve`] turns a Dockerfile path into such a path by following
+//! symlinks *inside* the tree, so `link -> /etc/passwd` in a context names the context's own
+//! `etc/passwd` (as BuildKit's `fs.RootPath` does) and nothing outside can ever be read.
+
+use crate::paths;
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use strata_image::Digest;
+
+/// The type of a filesystem entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link and its target as stored.
+    Symlink(String),
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A unix socket.
+    Socket,
+}
+
+/// The `lstat` of an entry, in the units the engine uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// The type.
+    pub kind: FileKind,
+    /// `st_mode` (type bits and permission bits).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size of a regular file, 0 otherwise.
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Access time in nanoseconds since the epoch.
+    pub atime_ns: i64,
+    /// Status change time in nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// Device of the inode.
+    pub dev: u64,
+    /// Hard link count.
+    pub nlink: u64,
+    /// Device number for device nodes.
+    pub rdev: u64,
+}
+
+impl FileMeta {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+
+    /// The permission bits including setuid/setgid/sticky.
+    pub fn permissions(&self) -> u32 {
+        self.mode & 0o7777
+    }
+}
+
+/// Read access to a tree that COPY/ADD copies from. Paths are relative, `/`-separated,
+/// cleaned, with `""` for the root, and contain no symlink components (see [`resolve`]).
+pub trait SourceTree: Sync {
+    /// The entry at `rel` without following a final symlink; `None` if absent (or filtered).
+    fn lstat(&self, rel: &str) -> std::io::Result<Option<FileMeta>>;
+    /// The names in directory `rel`, sorted.
+    fn list(&self, rel: &str) -> std::io::Result<Vec<String>>;
+    /// Opens the regular file at `rel` for reading.
+    fn open(&self, rel: &str) -> std::io::Result<File>;
+    /// The host path of `rel` (used to read extended attributes and in error messages).
+    fn host_path(&self, rel: &str) -> PathBuf;
+    /// Ownership every entry is given regardless of what the host says (`Some((0, 0))` for the
+    /// build context, as BuildKit's file sync resets it), or `None` to keep the source's.
+    fn forced_owner(&self) -> Option<(u32, u32)>;
+    /// The content digest of the regular file at `rel` if the tree can give it cheaply
+    /// (the build context's stat cache); `None` means "read the file".
+    fn content_digest(&self, rel: &str) -> Option<std::io::Result<Digest>> {
+        let _ = rel;
+        None
+    }
+}
+
+/// A directory on the host used as a source tree as is: another stage's rootfs or an image's
+/// unpacked filesystem. Ownership is kept.
+#[derive(Debug, Clone)]
+pub struct DirTree {
+    root: PathBuf,
+}
+
+impl DirTree {
+    /// A tree rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl SourceTree for DirTree {
+    fn lstat(&self, rel: &str) -> std::io::Result<Option<FileMeta>> {
+        let host = self.root.join(rel);
+        match std::fs::symlink_metadata(&host) {
+            Ok(md) => {
+                let link = if md.file_type().is_symlink() {
+                    Some(std::fs::read_link(&host)?.to_string_lossy().into_owned())
+                } else {
+                    None
+                };
+                Ok(Some(crate::context::meta_from_std(&md, link)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self, rel: &str) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.root.join(rel))? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open(&self, rel: &str) -> std::io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.root.join(rel))
+    }
+
+    fn host_path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn forced_owner(&self) -> Option<(u32, u32)> {
+        None
+    }
+}
+
+/// Why a path could not be resolved inside a tree.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Too many symlinks (a loop).
+    #[error("{path:?}: too many levels of symbolic links")]
+    Loop {
+        /// The path being resolved.
+        path: String,
+    },
+    /// A non-final component is missing or not a directory.
+    #[error("{path:?}: not found")]
+    NotFound {
+        /// The path being resolved.
+        path: String,
+    },
+    /// The tree failed to answer.
+    #[error("{path:?}: {source}")]
+    Io {
+        /// The path being resolved.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+const MAX_LINKS: usize = 40;
+
+/// Resolves `path` (any form; it is confined to the tree first) to a symlink-free relative
+/// path, following symlinks inside the tree: an absolute target restarts at the tree's root,
+/// a relative one at the link's directory, and `..` never climbs above the root. A final
+/// symlink is followed only when `follow_final`. The final component may be missing (the
+/// result then names where it would be).
+pub fn resolve(
+    tree: &dyn SourceTree,
+    path: &str,
+    follow_final: bool,
+) -> Result<String, ResolveError> {
+    resolve_impl(tree, path, follow_final, false)
+}
+
+/// Like [`resolve`], for a destination that may not exist yet: once a component is missing,
+/// the rest of the path is appended lexically (BuildKit's `fs.RootPath` does the same), so the
+/// result names where the path will be created. A final symlink is followed.
+pub fn resolve_for_create(tree: &dyn SourceTree, path: &str) -> Result<String, ResolveError> {
+    resolve_impl(tree, path, true, true)
+}
+
+fn resolve_impl(
+    tree: &dyn SourceTree,
+    path: &str,
+    follow_final: bool,
+    missing_ok: bool,
+) -> Result<String, ResolveError> {
+    let mut pending: Vec<String> = paths::confine(path)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    pending.reverse();
+    let mut resolved = String::new();
+    let mut links = 0;
+    while let Some(component) = pending.pop() {
+        if component == "." {
+            continue;
+        }
+        if component == ".." {
+            resolved = match resolved.rfind('/') {
+                Some(i) => resolved[..i].to_string(),
+                None => String::new(),
+            };
+            continue;
+        }
+        let candidate = if resolved.is_empty() {
+            component.clone()
+        } else {
+            format!("{resolved}/{component}")
+        };
+        let is_final = pending.is_empty();
+        let meta = tree.lstat(&candidate).map_err(|source| ResolveError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        match meta {
+            Some(FileMeta {
+                kind: FileKind::Symlink(target),
+                ..
+            }) if !is_final || follow_final => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(ResolveError::Loop {
+                        path: path.to_string(),
+                    });
+                }
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                for part in target.split('/').rev().filter(|s| !s.is_empty()) {
+                    pending.push(part.to_string());
+                }
+            }
+            None if !is_final && missing_ok => {
+                let mut rest = vec![candidate];
+                rest.extend(pending.drain(..).rev());
+                return Ok(paths::confine(&rest.join("/")));
+            }
+            Some(meta) if !is_final && !meta.is_dir() => {
+                return Err(ResolveError::NotFound {
+                    path: path.to_string(),
+                });
+            }
+            None if !is_final => {
+                return Err(ResolveError::NotFound {
+                    path: path.to_string(),
+                });
+            }
+            _ => resolved = candidate,
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_resolve_inside_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "inner").unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../etc/passwd", root.join("a/b/rel")).unwrap();
+        symlink("../../../../../../etc/passwd", root.join("a/escape")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        let tree = DirTree::new(root);
+
+        assert_eq!(resolve(&tree, "abs/passwd", true).unwrap(), "etc/passwd");
+        assert_eq!(resolve(&tree, "/a/b/rel", true).unwrap(), "etc/passwd");
+        assert_eq!(resolve(&tree, "a/b/rel", false).unwrap(), "a/b/rel");
+        assert_eq!(resolve(&tree, "a/escape", true).unwrap(), "etc/passwd");
+        assert_eq!(
+            resolve(&tree, "../../etc/passwd", true).unwrap(),
+            "etc/passwd"
+        );
+        assert_eq!(resolve(&tree, "a/missing", true).unwrap(), "a/missing");
+        assert!(matches!(
+            resolve(&tree, "missing/x", true),
+            Err(ResolveError::NotFound { .. })
+        ));
+        assert!(matches!(
+            resolve(&tree, "etc/passwd/x", true),
+            Err(ResolveError::NotFound { .. })
+        ));
+        assert!(matches!(
+            resolve(&tree, "loop1", true),
+            Err(ResolveError::Loop { .. })
+        ));
+    }
+}
