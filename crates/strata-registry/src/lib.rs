@@ -1,1 +1,30 @@
-//! OCI distribution client: pull, push, auth
+//! OCI distribution client: pull images from registries into the store and push stored images
+//! back, speaking the protocol as docker does (Docker Hub naming, bearer-token and basic auth
+//! from docker's `config.json` and credential helpers, cross-repository mounts, chunked
+//! uploads, retries).
+//!
+//! Layers: [`client`] (HTTP, auth, retries) → [`registry`] (the [`Registry`] trait of the six
+//! protocol operations, implemented by [`Client`] and by [`memory::MemoryRegistry`]) →
+//! [`pull`] / [`push`] (content moved into and out of the store, verified on the way).
+//! [`manifest`] and [`challenge`] are pure; [`credentials`] reads and writes docker's files.
+
+pub mod challenge;
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod events;
+pub mod manifest;
+pub mod memory;
+pub mod metadata;
+pub mod pull;
+pub mod push;
+pub mod registry;
+
+pub use client::{Client, ClientOptions};
+pub use credentials::{Credential, DockerConfig};
+pub use error::{RegistryError, Result};
+pub use events::{BlobStatus, Event, EventSink};
+pub use manifest::Platform;
+pub use pull::{PullOptions, Pulled, pull};
+pub use push::{PushOptions, Pushed, push};
+pub use registry::{Registry, Repo};

@@ -1,0 +1,331 @@
+//! Push: a stored image → its blobs in the target repository (skipping what the registry has,
+//! mounting what another repository of the same registry has, uploading the rest, several at
+//! a time) → its manifest, under the target tag.
+//!
+//! Layers built by strata are stored uncompressed (their digest is their diff_id, as docker
+//! keeps them); they are gzip-compressed on the way out, streaming into the store so the
+//! digest is computed while compressing, and the compressed variant is remembered
+//! ([`crate::metadata`]) so pushing again neither recompresses nor uploads. Pulled layers
+//! are already compressed and go out as they are, so pushing a pulled image unchanged keeps its
+//! manifest byte for byte (same digest).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use strata_image::Digest;
+use strata_image::manifest::ManifestFormat;
+use strata_image::media::LayerCompression;
+use strata_image::oci::image::{Descriptor, ImageManifest, MediaType};
+use strata_image::reference::Reference;
+use strata_store::{Image, Store, StoreError};
+
+use crate::error::{RegistryError, Result};
+use crate::events::{BlobStatus, Event, EventSink};
+use crate::manifest::RawManifest;
+use crate::metadata::{CompressedVariant, Metadata};
+use crate::registry::{MountOutcome, Registry, Repo};
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Convert the manifest to this format; `None` keeps the image's own.
+    pub format: Option<ManifestFormat>,
+    /// Blobs uploaded at the same time (docker's default is 5).
+    pub max_concurrent_uploads: usize,
+    /// gzip level for uncompressed layers (docker and BuildKit use 6... the zlib default).
+    pub compression_level: u32,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            format: None,
+            max_concurrent_uploads: 5,
+            compression_level: 6,
+        }
+    }
+}
+
+/// The outcome of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The tag (or digest) the manifest was put under.
+    pub tag: String,
+    /// The digest of the pushed manifest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// Pushes the stored `image` to `target` (which must name a tag).
+pub async fn push<R: Registry>(
+    registry: &R,
+    store: &Arc<Store>,
+    image: &Image,
+    target: &Reference,
+    options: &PushOptions,
+    events: EventSink<'_>,
+) -> Result<Pushed> {
+    let tag = match (target.tag(), target.digest()) {
+        (Some(tag), None) => tag.to_string(),
+        _ => return Err(RegistryError::PushNeedsTag(target.to_string())),
+    };
+    let repo = Repo::new(target.registry(), target.repository());
+    let manifest = &image.manifest;
+    let original_media_type =
+        media_type_string(manifest.media_type().as_ref(), &image.manifest_bytes);
+    let format = options
+        .format
+        .or_else(|| ManifestFormat::of_media_type(&original_media_type))
+        .unwrap_or(ManifestFormat::Oci);
+    let metadata = Metadata::new(store);
+
+    // The config first, then the layers, in manifest order (`buffered` keeps the order).
+    let config = manifest.config().clone();
+    let jobs = std::iter::once((config, true))
+        .chain(manifest.layers().iter().cloned().map(|l| (l, false)));
+    let pushed: Vec<Descriptor> =
+        futures_util::stream::iter(jobs.map(|(descriptor, is_config)| {
+            let metadata = &metadata;
+            let repo = &repo;
+            async move {
+                let local = descriptor_digest(&descriptor)?;
+                events(Event::Blob {
+                    digest: local,
+                    is_config,
+                    status: BlobStatus::Waiting,
+                });
+                let out = if is_config {
+                    with_media_type(
+                        &descriptor,
+                        format.config_media_type(),
+                        local,
+                        descriptor.size(),
+                    )
+                } else {
+                    prepare_layer(store, metadata, &descriptor, local, format, options, events)
+                        .await?
+                };
+                let digest = descriptor_digest(&out)?;
+                transfer(
+                    registry,
+                    store,
+                    metadata,
+                    repo,
+                    local,
+                    digest,
+                    out.size(),
+                    is_config,
+                    events,
+                )
+                .await?;
+                Ok::<_, RegistryError>(out)
+            }
+        }))
+        .buffered(options.max_concurrent_uploads.max(1))
+        .try_collect()
+        .await?;
+
+    let (config, layers) = match pushed.split_first() {
+        Some((config, layers)) => (config.clone(), layers.to_vec()),
+        None => return Err(RegistryError::Task("no config descriptor".into())),
+    };
+    let unchanged = &config == manifest.config()
+        && layers.as_slice() == manifest.layers().as_slice()
+        && original_media_type == format.manifest_media_type();
+    let raw = if unchanged {
+        RawManifest {
+            bytes: image.manifest_bytes.clone(),
+            media_type: original_media_type,
+            digest: image.manifest_digest,
+        }
+    } else {
+        let mut converted: ImageManifest = manifest.clone();
+        converted.set_media_type(Some(MediaType::from(format.manifest_media_type())));
+        converted.set_config(config);
+        converted.set_layers(layers);
+        let bytes = serde_json::to_vec(&converted)
+            .map_err(|e| RegistryError::Task(format!("serializing manifest: {e}")))?;
+        let digest = Digest::of(&bytes);
+        RawManifest {
+            bytes,
+            media_type: format.manifest_media_type().to_string(),
+            digest,
+        }
+    };
+    registry.put_manifest(&repo, &tag, &raw).await?;
+    // Keep the pushed manifest so a later pull of it finds everything local.
+    store.put_blob(&raw.bytes)?;
+    metadata.add_source(&raw.digest, &repo)?;
+    Ok(Pushed {
+        tag,
+        digest: raw.digest,
+        size: raw.bytes.len() as u64,
+        media_type: raw.media_type,
+    })
+}
+
+fn media_type_string(media_type: Option<&MediaType>, bytes: &[u8]) -> String {
+    match media_type {
+        Some(m) => m.to_string(),
+        None => crate::manifest::effective_media_type(None, bytes),
+    }
+}
+
+fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
+    crate::manifest::descriptor_digest(descriptor, "stored image")
+}
+
+fn with_media_type(
+    descriptor: &Descriptor,
+    media_type: &str,
+    digest: Digest,
+    size: u64,
+) -> Descriptor {
+    let mut out = descriptor.clone();
+    out.set_media_type(MediaType::from(media_type));
+    out.set_digest(digest.into());
+    out.set_size(size);
+    out
+}
+
+/// The descriptor a layer is pushed as: compressed layers as they are (media type in the
+/// target format), uncompressed ones gzip-compressed (once; the variant is remembered).
+async fn prepare_layer(
+    store: &Arc<Store>,
+    metadata: &Metadata,
+    descriptor: &Descriptor,
+    local: Digest,
+    format: ManifestFormat,
+    options: &PushOptions,
+    events: EventSink<'_>,
+) -> Result<Descriptor> {
+    let media_type = descriptor.media_type().to_string();
+    let compression = LayerCompression::from_media_type(&media_type).map_err(|_| {
+        RegistryError::UnsupportedMediaType {
+            reference: local.to_string(),
+            media_type: media_type.clone(),
+        }
+    })?;
+    if compression != LayerCompression::None {
+        return Ok(with_media_type(
+            descriptor,
+            format.layer_media_type(compression),
+            local,
+            descriptor.size(),
+        ));
+    }
+    let gzip = format.layer_media_type(LayerCompression::Gzip);
+    if let Some(variant) = metadata.compressed(store, &local) {
+        return Ok(with_media_type(
+            descriptor,
+            gzip,
+            variant.digest,
+            variant.size,
+        ));
+    }
+    events(Event::Blob {
+        digest: local,
+        is_config: false,
+        status: BlobStatus::Preparing,
+    });
+    let variant = compress_layer(store, local, options.compression_level).await?;
+    metadata.set_compressed(&local, variant)?;
+    Ok(with_media_type(
+        descriptor,
+        gzip,
+        variant.digest,
+        variant.size,
+    ))
+}
+
+/// gzip-compresses the stored blob `diff_id` into a new stored blob, on a blocking thread.
+async fn compress_layer(
+    store: &Arc<Store>,
+    diff_id: Digest,
+    level: u32,
+) -> Result<CompressedVariant> {
+    let store = Arc::clone(store);
+    let compressed =
+        tokio::task::spawn_blocking(move || -> std::result::Result<(Digest, u64), StoreError> {
+            let io = |source| StoreError::Io {
+                op: "compress layer",
+                path: store.blob_path(&diff_id),
+                source,
+            };
+            let mut reader = store.open_blob(&diff_id)?;
+            let mut ingest = store.ingest()?;
+            let mut encoder =
+                flate2::write::GzEncoder::new(&mut ingest, flate2::Compression::new(level.min(9)));
+            std::io::copy(&mut reader, &mut encoder).map_err(io)?;
+            encoder.finish().map_err(io)?;
+            ingest.commit(None)
+        })
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))??;
+    Ok(CompressedVariant {
+        digest: compressed.0,
+        size: compressed.1,
+    })
+}
+
+/// Makes `digest` present in `repo`: nothing if it is there, a mount if another repository of
+/// the registry has it (202 falls back to an upload), an upload otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn transfer<R: Registry>(
+    registry: &R,
+    store: &Arc<Store>,
+    metadata: &Metadata,
+    repo: &Repo,
+    shown: Digest,
+    digest: Digest,
+    size: u64,
+    is_config: bool,
+    events: EventSink<'_>,
+) -> Result<()> {
+    let report = |status| {
+        events(Event::Blob {
+            digest: shown,
+            is_config,
+            status,
+        })
+    };
+    if registry.blob_exists(repo, &digest).await? {
+        report(BlobStatus::LayerExists);
+        return metadata.add_source(&digest, repo);
+    }
+    let candidates = metadata
+        .sources(&digest)
+        .into_iter()
+        .filter(|source| source.registry == repo.registry && source.repository != repo.repository);
+    for source in candidates {
+        if registry
+            .mount_blob(repo, &digest, &source.repository)
+            .await?
+            == MountOutcome::Mounted
+        {
+            report(BlobStatus::Mounted {
+                from: source.repository.clone(),
+            });
+            return metadata.add_source(&digest, repo);
+        }
+    }
+    let path: PathBuf = store.blob_path(&digest);
+    let sent = Arc::new(AtomicU64::new(0));
+    let upload = registry.upload_blob(repo, &digest, size, &path, Arc::clone(&sent));
+    tokio::pin!(upload);
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    let result = loop {
+        tokio::select! {
+            result = &mut upload => break result,
+            _ = ticker.tick() => report(BlobStatus::Pushing { current: sent.load(Ordering::Relaxed).min(size), total: size }),
+        }
+    };
+    result?;
+    report(BlobStatus::Pushed);
+    metadata.add_source(&digest, repo)
+}
