@@ -12,6 +12,7 @@
 //! - [`archive`]: streaming `docker save`/`docker load` and OCI archive reading and writing.
 //! - [`human`]: sizes and durations as the docker CLI prints them.
 
+pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod human;
