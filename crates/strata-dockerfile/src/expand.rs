@@ -44,6 +44,22 @@ pub enum ExpandErrorKind {
     Invalid(#[from] ParseErrorKind),
 }
 
+/// The variables an instruction sees in a stage: ENV values (the base image's config env and
+/// the stage's ENVs) take precedence over ARG values, as in BuildKit.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// `NAME=value` from the image config and ENV instructions; the last definition wins.
+    pub env: &'a [(String, String)],
+    /// ARGs in scope with their resolved values; the last definition wins.
+    pub args: &'a [(String, String)],
+}
+
+impl Env for Scope<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env.lookup(name).or_else(|| self.args.lookup(name))
+    }
+}
+
 enum FieldError {
     Shell(ShellError),
     Mount(MountError),
@@ -213,5 +229,131 @@ fn expand_mount(spec: &MountSpec, lexer: &Lexer, env: &dyn Env) -> Result<Mount,
         Ok(mount) => Ok(mount),
         Err(FieldError::Shell(error)) => Err(error.into()),
         Err(FieldError::Mount(reason)) => Err(invalid(reason).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Parses `line` as the second instruction of a one-stage file and expands it.
+    fn expand_line(line: &str, env: &[(&str, &str)]) -> Result<Command, ExpandError> {
+        let source = format!("FROM scratch\n{line}\n");
+        let df = parse(&source).expect("parses");
+        let lexer = df.lexer();
+        df.stages[0].commands[0].expand(&lexer, &vars(env))
+    }
+
+    #[test]
+    fn env_and_label_expand_keys_and_values_with_quotes_removed() {
+        let got = expand_line(r#"ENV A="x $B" $K=v C='$B'"#, &[("B", "b"), ("K", "key")]).unwrap();
+        let Command::Env(kvs) = got else {
+            panic!("{got:?}")
+        };
+        let pairs: Vec<(&str, &str)> = kvs
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("A", "x b"), ("key", "v"), ("C", "$B")]);
+    }
+
+    #[test]
+    fn run_bodies_are_never_expanded_but_mounts_are() {
+        let got = expand_line(
+            "RUN --mount=type=cache,target=$HOME/.cache,id=${ID:-x} echo $HOME",
+            &[("HOME", "/root")],
+        )
+        .unwrap();
+        let Command::Run(run) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(run.command, CommandLine::Shell("echo $HOME".into()));
+        let mount = run.mounts[0].mount.as_ref().expect("expanded");
+        assert_eq!(mount.target.as_deref(), Some("/root/.cache"));
+        assert_eq!(mount.id.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn copy_paths_flags_and_heredocs() {
+        let line = "COPY --chown=$U:$G --chmod=$M --exclude=*.$EXT \"a.$EXT\" <<EOF <<'RAW' $DEST\nhello \"$U\"\nEOF\nkeep $U\nRAW";
+        let env = [
+            ("U", "app"),
+            ("G", "staff"),
+            ("M", "0640"),
+            ("EXT", "tmp"),
+            ("DEST", "/srv/"),
+        ];
+        let got = expand_line(line, &env).unwrap();
+        let Command::Copy(copy) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(copy.chown.as_deref(), Some("app:staff"));
+        assert_eq!(copy.literal_chmod(), Some(crate::Chmod::Octal(0o640)));
+        assert_eq!(copy.exclude, ["*.tmp"]);
+        assert_eq!(copy.dest, "/srv/");
+        let [
+            CopySource::Path(path),
+            CopySource::Heredoc(doc),
+            CopySource::Heredoc(raw),
+        ] = copy.sources.as_slice()
+        else {
+            panic!("{:?}", copy.sources)
+        };
+        assert_eq!(path, "a.tmp");
+        assert_eq!(doc.content(), "hello \"app\"\n");
+        assert_eq!(raw.content(), "keep $U\n");
+    }
+
+    #[test]
+    fn expanded_flags_are_validated() {
+        let err = expand_line("COPY --chmod=$M a b", &[("M", "rwx")]).unwrap_err();
+        assert_eq!(err.span, Span::line(2));
+        assert_eq!(
+            err.kind,
+            ExpandErrorKind::Invalid(ParseErrorKind::InvalidChmod {
+                value: "rwx".into()
+            })
+        );
+        let err = expand_line("RUN --mount=type=$T,target=/x true", &[("T", "nfs")]).unwrap_err();
+        assert!(
+            matches!(
+                err.kind,
+                ExpandErrorKind::Invalid(ParseErrorKind::InvalidMount { .. })
+            ),
+            "{err:?}"
+        );
+        let err = expand_line("WORKDIR ${DIR:?must be set}", &[]).unwrap_err();
+        assert!(matches!(err.kind, ExpandErrorKind::Shell(_)), "{err:?}");
+    }
+
+    #[test]
+    fn scope_prefers_env_over_args() {
+        let env = vars(&[("V", "from-env")]);
+        let args = vars(&[("V", "from-arg"), ("A", "arg-only")]);
+        let scope = Scope {
+            env: &env,
+            args: &args,
+        };
+        assert_eq!(scope.lookup("V"), Some("from-env"));
+        assert_eq!(scope.lookup("A"), Some("arg-only"));
+        assert_eq!(scope.lookup("X"), None);
+    }
+
+    #[test]
+    fn backtick_escape_applies_to_expansion() {
+        let source = "# escape=`\nFROM scratch\nWORKDIR C:\\$D`$X\n";
+        let df = parse(source).unwrap();
+        let got = df.stages[0].commands[0]
+            .expand(&df.lexer(), &vars(&[("D", "dir")]))
+            .unwrap();
+        assert_eq!(got, Command::Workdir("C:\\dir$X".into()));
     }
 }

@@ -136,6 +136,52 @@ pub struct RunCommand {
     pub security: Option<SecurityMode>,
 }
 
+/// What a RUN executes, with heredocs resolved the way BuildKit's `dispatchRun` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunProgram {
+    /// Exec form: run these arguments as given.
+    Exec(Vec<String>),
+    /// Shell form: hand this text to the SHELL (`["/bin/sh", "-c", text]` by default). A
+    /// command that is exactly one heredoc runs the heredoc's (tab-stripped) body; a command
+    /// with heredocs among other words gets each body and delimiter appended after a newline,
+    /// so the shell itself reads them.
+    Shell(String),
+    /// A command that is exactly one heredoc whose body starts with `#!`: write `content` to a
+    /// file `name` (mode 0755) mounted read-only in `/dev/pipes/`, and run
+    /// `/dev/pipes/<name>` through the SHELL.
+    Script { name: String, content: String },
+}
+
+impl RunCommand {
+    /// The program to run (see [`RunProgram`]).
+    pub fn program(&self) -> RunProgram {
+        let text = match &self.command {
+            CommandLine::Exec(args) => return RunProgram::Exec(args.clone()),
+            CommandLine::Shell(text) => text,
+        };
+        let Some(first) = self.heredocs.first() else {
+            return RunProgram::Shell(text.clone());
+        };
+        let whole = crate::heredoc::marker(text.trim()).filter(|m| m.name == first.name);
+        if whole.is_some() {
+            if first.raw.starts_with("#!") {
+                return RunProgram::Script {
+                    name: first.name.clone(),
+                    content: first.content(),
+                };
+            }
+            return RunProgram::Shell(first.content());
+        }
+        let mut script = text.clone();
+        for doc in &self.heredocs {
+            script.push('\n');
+            script.push_str(&doc.raw);
+            script.push_str(&doc.name);
+        }
+        RunProgram::Shell(script)
+    }
+}
+
 /// `RUN --network`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -269,6 +315,57 @@ impl HealthcheckConfig {
             CommandLine::Exec(args) => std::iter::once("CMD".to_string())
                 .chain(args.iter().cloned())
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn program(source: &str) -> RunProgram {
+        let df = parse(&format!("FROM scratch\n{source}")).expect("parses");
+        match &df.stages[0].commands[0].command {
+            Command::Run(run) => run.program(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_programs_follow_buildkit_heredoc_rules() {
+        let cases = [
+            ("RUN echo hi\n", RunProgram::Shell("echo hi".into())),
+            (
+                "RUN [\"a\", \"b\"]\n",
+                RunProgram::Exec(vec!["a".into(), "b".into()]),
+            ),
+            (
+                "RUN <<EOF\necho a\necho b\nEOF\n",
+                RunProgram::Shell("echo a\necho b\n".into()),
+            ),
+            (
+                "RUN <<-EOF\n\techo tab\n\tEOF\n",
+                RunProgram::Shell("echo tab\n".into()),
+            ),
+            (
+                "RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n",
+                RunProgram::Script {
+                    name: "EOF".into(),
+                    content: "#!/usr/bin/env python3\nprint(1)\n".into(),
+                },
+            ),
+            (
+                "RUN python3 <<PY > /out\nprint(1)\nPY\n",
+                RunProgram::Shell("python3 <<PY > /out\nprint(1)\nPY".into()),
+            ),
+            (
+                "RUN <<A cat && <<B cat\n1\nA\n2\nB\n",
+                RunProgram::Shell("<<A cat && <<B cat\n1\nA\n2\nB".into()),
+            ),
+        ];
+        for (source, want) in cases {
+            assert_eq!(program(source), want, "{source:?}");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - [`parse`] reads directives, comments, continuations, heredocs, JSON/shell forms and flags
 //!   into [`Instruction`]s whose words stay unexpanded; errors carry line [`Span`]s and render
 //!   BuildKit's snippet ([`ParseError::render`]).
-//! - [`Command::expand`] is the build-time step: the engine calls it with the environment the
+//! - [`Instruction::expand`] is the build-time step: the engine calls it with the environment the
 //!   instruction sees (image config env + ENV + ARGs in scope), through the [`shell`] lexer.
 //! - [`plan`] resolves global ARGs, stage names and `--from` references into the stages a target
 //!   needs, their dependencies, a topological order and groups that can run in parallel.
@@ -33,11 +33,11 @@ pub use copy::Chmod;
 pub use error::{
     MountError, ParseError, ParseErrorKind, Span, Warning, WarningKind, render_snippet,
 };
-pub use expand::{ExpandError, ExpandErrorKind};
+pub use expand::{ExpandError, ExpandErrorKind, Scope};
 pub use heredoc::Heredoc;
 pub use instruction::{
     ArgDecl, Command, CommandLine, CopyCommand, CopySource, FromCommand, Healthcheck,
-    HealthcheckConfig, Instruction, KeyValue, NetworkMode, OnbuildCommand, RunCommand,
+    HealthcheckConfig, Instruction, KeyValue, NetworkMode, OnbuildCommand, RunCommand, RunProgram,
     SecurityMode, StageName,
 };
 pub use mount::{Mount, MountSpec, MountType, Sharing};

@@ -39,6 +39,11 @@ impl Dockerfile {
     pub fn escape(&self) -> char {
         self.directives.escape
     }
+
+    /// The shell lexer for this file's words (its escape token).
+    pub fn lexer(&self) -> crate::shell::Lexer {
+        crate::shell::Lexer::new(self.directives.escape)
+    }
 }
 
 /// One build stage: its `FROM` and the instructions up to the next `FROM`.
