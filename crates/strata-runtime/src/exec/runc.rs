@@ -247,6 +247,7 @@ impl RuncExecutor {
         }
 
         let mut spec = runtime_spec(process, &rootfs, &etc)?;
+        clamp_rlimits(&mut spec);
         guard.mount_points = mountpoints::prepare(&rootfs, &mut spec)?;
         let config_path = bundle.join("config.json");
         let config = serde_json::to_vec(&spec).map_err(|source| ExecError::WriteConfig {
@@ -337,6 +338,55 @@ impl RuncExecutor {
             }),
         }
     }
+}
+
+/// `CAP_SYS_RESOURCE`, needed to raise a hard rlimit.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether this process may raise hard rlimits (it lacks the capability inside many CI
+/// sandboxes, root or not).
+fn may_raise_rlimits() -> bool {
+    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// Lower the spec's rlimits to this process's own hard limits when it may not raise them:
+/// the runtime would fail with EPERM setting a limit above them. Docker's daemon does the
+/// same implicitly (its containers inherit its limits).
+fn clamp_rlimits(spec: &mut oci_spec::runtime::Spec) {
+    if may_raise_rlimits() {
+        return;
+    }
+    let Some(process) = spec.process_mut().as_mut() else {
+        return;
+    };
+    let Some(mut rlimits) = process.rlimits().clone() else {
+        return;
+    };
+    for rlimit in &mut rlimits {
+        let resource = match rlimit.typ() {
+            oci_spec::runtime::PosixRlimitType::RlimitNofile => rustix::process::Resource::Nofile,
+            _ => continue,
+        };
+        let Some(own_hard) = rustix::process::getrlimit(resource).maximum else {
+            continue;
+        };
+        if let Ok(clamped) = oci_spec::runtime::PosixRlimitBuilder::default()
+            .typ(rlimit.typ())
+            .soft(rlimit.soft().min(own_hard))
+            .hard(rlimit.hard().min(own_hard))
+            .build()
+        {
+            *rlimit = clamped;
+        }
+    }
+    process.set_rlimits(Some(rlimits));
 }
 
 fn output_stdio(sink: &super::OutputSink) -> std::process::Stdio {
