@@ -1,0 +1,194 @@
+//! Layer compression: detection by media type or magic bytes, streaming decompression and compression.
+//!
+//! Layers are stored uncompressed locally (docker's own store does the same) and compressed only when an
+//! image leaves the machine, so `compress` is the exporter's hot loop: it digests the uncompressed input
+//! (the diff_id) and the compressed output (the blob digest) in the same pass. zstd uses libzstd's worker
+//! threads (one per core) for big inputs; gzip is single-threaded (zlib-rs), see the crate README for
+//! the measurements that decided this.
+
+use std::io::{self, BufReader, Read, Write};
+
+use strata_image::{Digest, Sha256Writer};
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type declares (OCI and docker types, including the
+    /// non-distributable variants); `None` for a media type that is not a layer.
+    pub fn from_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Some(Compression::Gzip)
+            }
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The compression whose magic bytes start `prefix` (plain tar otherwise).
+    pub fn sniff(prefix: &[u8]) -> Compression {
+        if prefix.starts_with(GZIP_MAGIC) {
+            Compression::Gzip
+        } else if prefix.starts_with(ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The OCI layer media type for this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// The default level: gzip 6 as `gzip`/Go's default, zstd 3 as the zstd CLI's default.
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 6,
+            Compression::Zstd => 3,
+        }
+    }
+}
+
+/// A reader of the uncompressed stream of `reader`, whose compression is detected from its first bytes.
+///
+/// Media types lie in practice (docker once labeled uncompressed layers `tar.gzip`), so the bytes decide.
+pub fn decompressed<'a, R: Read + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; 4];
+    let mut n = 0;
+    // A pipe may deliver fewer bytes per read than asked for; loop until the magic is complete or EOF.
+    while n < magic.len() {
+        match reader.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let compression = Compression::sniff(&magic[..n]);
+    let prefixed = io::Cursor::new(magic).take(n as u64).chain(reader);
+    decompressed_as(prefixed, compression)
+}
+
+/// A reader of the uncompressed stream of `reader`, compressed as `compression` says.
+pub fn decompressed_as<'a, R: Read + 'a>(
+    reader: R,
+    compression: Compression,
+) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(BufReader::with_capacity(128 * 1024, reader)),
+        // Multi-member gzip streams are valid (pigz, concatenated blobs), hence MultiGzDecoder.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+    })
+}
+
+/// The result of [`compress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compressed {
+    /// sha256 of the compressed output: the blob digest.
+    pub digest: Digest,
+    /// Bytes written: the blob size.
+    pub size: u64,
+    /// sha256 of the uncompressed input: the diff_id.
+    pub diff_id: Digest,
+    /// Bytes read.
+    pub uncompressed_size: u64,
+}
+
+/// Compresses `reader` into `out` as `compression` at `level`, digesting input and output on the way.
+///
+/// `Compression::None` copies. For zstd, `threads > 1` uses libzstd's worker threads (output stays a
+/// single standard frame); gzip ignores `threads`.
+pub fn compress<R: Read, W: Write>(
+    mut reader: R,
+    out: W,
+    compression: Compression,
+    level: i32,
+    threads: u32,
+) -> io::Result<Compressed> {
+    let mut input = Sha256Writer::new(io::sink());
+    let output = Sha256Writer::new(out);
+    let output = match compression {
+        Compression::None => {
+            let mut tee = Tee {
+                a: &mut input,
+                b: output,
+            };
+            io::copy(&mut reader, &mut tee)?;
+            tee.b
+        }
+        Compression::Gzip => {
+            let level = flate2::Compression::new(level.clamp(0, 9) as u32);
+            let encoder = flate2::write::GzEncoder::new(output, level);
+            let mut tee = Tee {
+                a: &mut input,
+                b: encoder,
+            };
+            io::copy(&mut reader, &mut tee)?;
+            tee.b.finish()?
+        }
+        Compression::Zstd => {
+            let mut encoder = zstd::stream::write::Encoder::new(output, level)?;
+            if threads > 1 {
+                encoder.multithread(threads)?;
+            }
+            // The content size is unknown for a stream; a checksum lets readers detect corruption.
+            encoder.include_checksum(true)?;
+            let mut tee = Tee {
+                a: &mut input,
+                b: encoder,
+            };
+            io::copy(&mut reader, &mut tee)?;
+            tee.b.finish()?
+        }
+    };
+    let (diff_id, uncompressed_size, _) = input.finish();
+    let (digest, size, mut out) = output.finish();
+    out.flush()?;
+    Ok(Compressed {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    })
+}
+
+/// Writes everything to both `a` (a hasher) and `b`.
+struct Tee<'a, A, B> {
+    a: &'a mut A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.b.write(buf)?;
+        self.a.write_all(&buf[..n])?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.b.flush()
+    }
+}
