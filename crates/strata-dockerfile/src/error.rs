@@ -5,6 +5,7 @@
 //! the file name and first failing line, a 20-dash rule, up to two context lines on each side of a
 //! single failing line (one on each side of a multi-line range), `>>>` on the failing lines.
 
+use crate::suggest::did_you_mean;
 use std::fmt;
 
 /// An inclusive range of 1-based source lines.
@@ -119,12 +120,18 @@ pub enum ParseErrorKind {
     HeredocDestination { instruction: &'static str },
     #[error("unterminated heredoc {name:?}")]
     UnterminatedHeredoc { name: String },
-    #[error("unknown instruction: {keyword}")]
-    UnknownInstruction { keyword: String },
+    #[error("unknown instruction: {keyword}{}", did_you_mean(suggestion))]
+    UnknownInstruction {
+        keyword: String,
+        suggestion: Option<String>,
+    },
     #[error("no build stage in current context: {keyword} must come after a FROM")]
     NoBuildStage { keyword: String },
-    #[error("unknown flag: {flag}")]
-    UnknownFlag { flag: String },
+    #[error("unknown flag: {flag}{}", did_you_mean(suggestion))]
+    UnknownFlag {
+        flag: String,
+        suggestion: Option<String>,
+    },
     #[error("missing a value on flag: {flag}")]
     FlagMissingValue { flag: String },
     #[error("expecting boolean value for flag {flag}, not: {value}")]
@@ -187,6 +194,8 @@ pub enum ParseErrorKind {
     InvalidChmod { value: String },
     #[error("invalid checksum {value:?}: expected <algorithm>:<hex> with sha256, sha384 or sha512")]
     InvalidChecksum { value: String },
+    #[error("invalid port {value:?}: expected <port>[-<port>][/tcp|udp|sctp]")]
+    InvalidPort { value: String },
     #[error("invalid --mount {mount:?}: {reason}")]
     InvalidMount { mount: String, reason: MountError },
 }
@@ -196,12 +205,19 @@ pub enum ParseErrorKind {
 pub enum MountError {
     #[error("failed to parse csv: {reason}")]
     Csv { reason: &'static str },
-    #[error("unsupported mount type {value:?}")]
-    UnsupportedType { value: String },
+    #[error("unsupported mount type {value:?}{}", did_you_mean(suggestion))]
+    UnsupportedType {
+        value: String,
+        suggestion: Option<String>,
+    },
     #[error("invalid field {field:?} must be a key=value pair")]
     NotKeyValue { field: String },
-    #[error("unexpected key {key:?} in {field:?}")]
-    UnknownKey { key: String, field: String },
+    #[error("unexpected key {key:?} in {field:?}{}", did_you_mean(suggestion))]
+    UnknownKey {
+        key: String,
+        field: String,
+        suggestion: Option<String>,
+    },
     #[error("unexpected key {key:?} for mount type {kind:?}")]
     KeyNotAllowed { key: String, kind: &'static str },
     #[error("invalid value for {key}: {value}")]

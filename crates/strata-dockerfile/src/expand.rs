@@ -117,7 +117,11 @@ impl Command {
                     })
                     .collect::<Result<_, ExpandErrorKind>>()?,
             ),
-            Command::Expose(ports) => Command::Expose(words(ports)?),
+            Command::Expose(ports) => {
+                let ports = words(ports)?;
+                exposed_ports(&ports)?;
+                Command::Expose(ports)
+            }
             Command::Volume(paths) => Command::Volume(words(paths)?),
             Command::User(user) => Command::User(word(user)?),
             Command::Workdir(path) => Command::Workdir(word(path)?),

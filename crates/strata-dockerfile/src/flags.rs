@@ -5,6 +5,7 @@
 //! strings need `=value`; only list flags (`--mount`, `--exclude`) may repeat.
 
 use crate::error::ParseErrorKind;
+use crate::suggest::suggest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FlagType {
@@ -33,8 +34,10 @@ impl Flags {
                 None => (body, None),
             };
             let Some(&(known, kind)) = spec.iter().find(|(n, _)| *n == name) else {
+                let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
                 return Err(ParseErrorKind::UnknownFlag {
                     flag: name.to_string(),
+                    suggestion: suggest(name, &names).map(str::to_string),
                 });
             };
             if kind != FlagType::List && flags.values.iter().any(|(n, _)| *n == known) {
@@ -131,6 +134,7 @@ mod tests {
                 "--bogus",
                 ParseErrorKind::UnknownFlag {
                     flag: "bogus".into(),
+                    suggestion: None,
                 },
             ),
             (

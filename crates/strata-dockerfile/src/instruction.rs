@@ -319,6 +319,48 @@ impl HealthcheckConfig {
     }
 }
 
+/// The image-config keys (`80/tcp`) for expanded EXPOSE words: `port`, `port/proto`,
+/// `start-end[/proto]` (each port of a range listed), protocol `tcp` (default), `udp` or `sctp`
+/// in any case, an `ip:host:` prefix ignored, as docker's `nat.ParsePortSpecs` reads them.
+pub fn exposed_ports(words: &[String]) -> Result<Vec<String>, crate::ParseErrorKind> {
+    let mut keys = Vec::new();
+    for word in words {
+        let invalid = || crate::ParseErrorKind::InvalidPort {
+            value: word.clone(),
+        };
+        let (spec, proto) = match word.rsplit_once('/') {
+            Some((spec, proto)) => (spec, proto.to_ascii_lowercase()),
+            None => (word.as_str(), "tcp".to_string()),
+        };
+        // `ip:host:container` and `host:container` are accepted (the linter warns): only the
+        // container port is exposed.
+        let ports = spec
+            .rsplit_once(':')
+            .map_or(spec, |(_, container)| container);
+        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(invalid());
+        }
+        let port = |text: &str| {
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            text.parse::<u16>().ok()
+        };
+        let (start, end) = match ports.split_once('-') {
+            Some((a, b)) => (port(a).ok_or_else(invalid)?, port(b).ok_or_else(invalid)?),
+            None => {
+                let p = port(ports).ok_or_else(invalid)?;
+                (p, p)
+            }
+        };
+        if end < start {
+            return Err(invalid());
+        }
+        keys.extend((start..=end).map(|p| format!("{p}/{proto}")));
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +371,23 @@ mod tests {
         match &df.stages[0].commands[0].command {
             Command::Run(run) => run.program(),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exposed_ports_table() {
+        let ok = |words: &[&str], want: &[&str]| {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            assert_eq!(exposed_ports(&words).unwrap(), want, "{words:?}");
+        };
+        ok(&["80"], &["80/tcp"]);
+        ok(&["53/UDP", "443/tcp"], &["53/udp", "443/tcp"]);
+        ok(
+            &["8000-8002/sctp"],
+            &["8000/sctp", "8001/sctp", "8002/sctp"],
+        );
+        for bad in ["", "http", "80/icmp", "70000", "90-80", "-1", "80-", "8 0"] {
+            assert!(exposed_ports(&[bad.to_string()]).is_err(), "{bad:?}");
         }
     }
 

@@ -24,6 +24,7 @@ mod json;
 mod mount;
 mod parse;
 mod plan;
+mod suggest;
 mod syntax;
 mod words;
 
@@ -38,7 +39,7 @@ pub use heredoc::Heredoc;
 pub use instruction::{
     ArgDecl, Command, CommandLine, CopyCommand, CopySource, FromCommand, Healthcheck,
     HealthcheckConfig, Instruction, KeyValue, NetworkMode, OnbuildCommand, RunCommand, RunProgram,
-    SecurityMode, StageName,
+    SecurityMode, StageName, exposed_ports,
 };
 pub use mount::{Mount, MountSpec, MountType, Sharing};
 pub use parse::{Dockerfile, Stage, parse, parse_trigger, parse_triggers};

@@ -6,6 +6,30 @@
 //! `$VAR`s is validated again after expansion ([`MountSpec::expand`](crate::MountSpec)).
 
 use crate::error::MountError;
+use crate::suggest::suggest;
+
+const TYPES: [&str; 5] = ["bind", "cache", "tmpfs", "secret", "ssh"];
+const KEYS: [&str; 19] = [
+    "type",
+    "from",
+    "source",
+    "src",
+    "target",
+    "dst",
+    "destination",
+    "readonly",
+    "ro",
+    "readwrite",
+    "rw",
+    "required",
+    "id",
+    "sharing",
+    "mode",
+    "uid",
+    "gid",
+    "size",
+    "env",
+];
 
 /// The kind of a `RUN --mount`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +205,14 @@ pub(crate) fn parse_fields<E: From<MountError>>(
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => return Err(MountError::UnsupportedType { value: v }.into()),
+                    _ => {
+                        let suggestion = suggest(&v, &TYPES).map(str::to_string);
+                        return Err(MountError::UnsupportedType {
+                            value: v,
+                            suggestion,
+                        }
+                        .into());
+                    }
                 }
             }
             "from" => m.from = Some(v),
@@ -216,6 +247,7 @@ pub(crate) fn parse_fields<E: From<MountError>>(
             "env" => m.env = Some(v),
             _ => {
                 return Err(MountError::UnknownKey {
+                    suggestion: suggest(&key, &KEYS).map(str::to_string),
                     key,
                     field: field.clone(),
                 }
@@ -406,6 +438,14 @@ mod tests {
                 "type=nfs,target=/x",
                 MountError::UnsupportedType {
                     value: "nfs".into(),
+                    suggestion: None,
+                },
+            ),
+            (
+                "type=cahce,target=/x",
+                MountError::UnsupportedType {
+                    value: "cahce".into(),
+                    suggestion: Some("cache".into()),
                 },
             ),
             ("type=bind", MountError::MissingTarget { kind: "bind" }),
@@ -414,6 +454,15 @@ mod tests {
                 MountError::UnknownKey {
                     key: "bogus".into(),
                     field: "bogus=1".into(),
+                    suggestion: None,
+                },
+            ),
+            (
+                "target=/x,sharng=locked",
+                MountError::UnknownKey {
+                    key: "sharng".into(),
+                    field: "sharng=locked".into(),
+                    suggestion: Some("sharing".into()),
                 },
             ),
             (

@@ -8,6 +8,28 @@ use crate::heredoc;
 use crate::instruction::*;
 use crate::json::{JsonArgs, parse_args};
 use crate::mount::MountSpec;
+use crate::suggest::suggest;
+
+const KEYWORDS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 use crate::syntax::{Directives, RawInstruction, read_lines};
 use crate::words::{quoted_words, split_command, split_first_word, whitespace_words};
 use std::time::Duration;
@@ -279,6 +301,7 @@ fn parse_command(
         _ => {
             return Err(ParseErrorKind::UnknownInstruction {
                 keyword: keyword.to_ascii_uppercase(),
+                suggestion: suggest(keyword, &KEYWORDS).map(str::to_string),
             });
         }
     })
