@@ -87,7 +87,7 @@ impl Default for ClientOptions {
 }
 
 /// The authentication a registry asked for, learned from its first 401.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum AuthScheme {
     /// Not known yet, or the registry never asked.
     Anonymous,
@@ -110,6 +110,9 @@ struct RegistryState {
     scheme: AuthScheme,
     /// Bearer tokens by the space-joined sorted scopes they were issued for.
     tokens: HashMap<String, Token>,
+    /// The token server's refusal of our credentials: they will not get better within this
+    /// process, so concurrent and later requests fail at once instead of asking again.
+    refused: Option<(bool, Vec<ApiError>)>,
 }
 
 /// A scope string as the token protocol names it: `repository:<name>:<actions>`.
@@ -133,6 +136,9 @@ struct Inner {
     insecure_http: reqwest::Client,
     options: ClientOptions,
     state: Mutex<HashMap<String, RegistryState>>,
+    /// Serializes registry probes and token requests so concurrent transfers share them.
+    probe: tokio::sync::Mutex<()>,
+    tokens: tokio::sync::Mutex<()>,
 }
 
 fn tls_config(verify: bool) -> Result<rustls::ClientConfig> {
@@ -249,6 +255,8 @@ impl Client {
                 insecure_http,
                 options,
                 state: Mutex::new(HashMap::new()),
+                probe: tokio::sync::Mutex::new(()),
+                tokens: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -296,31 +304,50 @@ impl Client {
         if let Some(base) = self.lock().get(registry).and_then(|s| s.base.clone()) {
             return Ok(base);
         }
+        // One probe per registry even when many transfers start at once.
+        let _probing = self.inner.probe.lock().await;
+        if let Some(base) = self.lock().get(registry).and_then(|s| s.base.clone()) {
+            return Ok(base);
+        }
         let host = api_host(registry);
         let https = parse_url(&format!("https://{host}/"))?;
-        let base = if self.is_insecure(registry) {
-            let probe = https.join("v2/").map_err(|_| RegistryError::InvalidUrl {
-                url: https.to_string(),
-            })?;
-            match self.http(registry).get(probe).send().await {
-                Ok(_) => https,
-                Err(e) => {
-                    tracing::debug!(registry, error = %e, "https probe failed, using plain http");
-                    parse_url(&format!("http://{host}/"))?
-                }
-            }
-        } else {
-            https
+        let ping = |base: &Url| {
+            base.join("v2/").map_err(|_| RegistryError::InvalidUrl {
+                url: base.to_string(),
+            })
         };
-        self.lock()
+        // Docker's ping: `GET /v2/` tells which scheme answers and, on a 401, how to
+        // authenticate, before any real request races to find out.
+        let (base, answer) = match self.http(registry).get(ping(&https)?).send().await {
+            Ok(response) => (https, Some(response)),
+            Err(e) if self.is_insecure(registry) => {
+                tracing::debug!(registry, error = %e, "https probe failed, using plain http");
+                let http = parse_url(&format!("http://{host}/"))?;
+                let answer = self.http(registry).get(ping(&http)?).send().await.ok();
+                (http, answer)
+            }
+            // A secure registry that cannot be reached: the real request will report it.
+            Err(_) => (https, None),
+        };
+        let mut scopes = Vec::new();
+        if let Some(response) = answer.filter(|r| r.status() == StatusCode::UNAUTHORIZED) {
+            self.learn_challenge(registry, &response, &mut scopes, None);
+        }
+        self.state_mut(registry, |state| state.base = Some(base.clone()));
+        Ok(base)
+    }
+
+    fn state_mut<T>(&self, registry: &str, edit: impl FnOnce(&mut RegistryState) -> T) -> T {
+        let mut state = self.lock();
+        let entry = state
             .entry(registry.to_string())
             .or_insert_with(|| RegistryState {
                 base: None,
                 scheme: AuthScheme::Anonymous,
                 tokens: HashMap::new(),
-            })
-            .base = Some(base.clone());
-        Ok(base)
+                refused: None,
+            });
+        edit(entry)
     }
 
     /// `base_url(registry)` joined with `path` (which starts without a slash, e.g. `v2/x/...`),
@@ -351,23 +378,39 @@ impl Client {
             },
             AuthScheme::Bearer { realm, service } => {
                 let key = scope_key(scopes);
-                let cached = self
-                    .lock()
-                    .get(registry)
-                    .and_then(|s| s.tokens.get(&key))
-                    .filter(|t| t.expires > Instant::now())
-                    .map(|t| t.value.clone());
-                let token = match cached {
+                let token = match self.cached_token(registry, &key)? {
                     Some(token) => token,
                     None => {
-                        let token = self
-                            .fetch_token(registry, &realm, service.as_deref(), scopes)
-                            .await?;
-                        let value = token.value.clone();
-                        if let Some(state) = self.lock().get_mut(registry) {
-                            state.tokens.insert(key, token);
+                        // Concurrent transfers needing the same scopes share one request.
+                        let _fetching = self.inner.tokens.lock().await;
+                        match self.cached_token(registry, &key)? {
+                            Some(token) => token,
+                            None => {
+                                let fetched = self
+                                    .fetch_token(registry, &realm, service.as_deref(), scopes)
+                                    .await;
+                                let token = match fetched {
+                                    Ok(token) => token,
+                                    Err(RegistryError::Unauthorized {
+                                        registry,
+                                        had_credentials,
+                                        errors,
+                                    }) => {
+                                        let refusal = (had_credentials, errors.clone());
+                                        self.state_mut(&registry, |s| s.refused = Some(refusal));
+                                        return Err(RegistryError::Unauthorized {
+                                            registry,
+                                            had_credentials,
+                                            errors,
+                                        });
+                                    }
+                                    Err(e) => return Err(e),
+                                };
+                                let value = token.value.clone();
+                                self.state_mut(registry, |s| s.tokens.insert(key, token));
+                                value
+                            }
                         }
-                        value
                     }
                 };
                 let mut header =
@@ -381,6 +424,26 @@ impl Client {
                 Ok(Some(header))
             }
         }
+    }
+
+    /// A valid cached token for the scope key, or the remembered refusal of our credentials.
+    fn cached_token(&self, registry: &str, key: &str) -> Result<Option<String>> {
+        let state = self.lock();
+        let Some(state) = state.get(registry) else {
+            return Ok(None);
+        };
+        if let Some((had_credentials, errors)) = &state.refused {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                had_credentials: *had_credentials,
+                errors: errors.clone(),
+            });
+        }
+        Ok(state
+            .tokens
+            .get(key)
+            .filter(|t| t.expires > Instant::now())
+            .map(|t| t.value.clone()))
     }
 
     /// Gets a bearer token for `scopes` from `realm` (docker's token protocol): a `GET` with
@@ -475,11 +538,14 @@ impl Client {
     }
 
     /// Records what a 401 taught us about `registry`; false if it offered nothing usable.
+    /// `sent_token` is the scope key of the token the failed request carried: that token is
+    /// dropped (expired or too narrow); other cached tokens stay unless the scheme changed.
     fn learn_challenge(
         &self,
         registry: &str,
         response: &Response,
         scopes: &mut Vec<String>,
+        sent_token: Option<&str>,
     ) -> bool {
         let parsed = response
             .headers()
@@ -498,24 +564,23 @@ impl Client {
                 scope,
             } => {
                 if let Some(scope) = scope
-                    && !scopes.iter().any(|s| s == &scope)
                     && !scope.is_empty()
+                    && !scopes_cover(scopes, &scope)
                 {
                     scopes.push(scope);
                 }
                 AuthScheme::Bearer { realm, service }
             }
         };
-        let mut state = self.lock();
-        let entry = state
-            .entry(registry.to_string())
-            .or_insert_with(|| RegistryState {
-                base: None,
-                scheme: AuthScheme::Anonymous,
-                tokens: HashMap::new(),
-            });
-        entry.scheme = scheme;
-        entry.tokens.clear();
+        self.state_mut(registry, |state| {
+            if state.scheme != scheme {
+                state.scheme = scheme;
+                state.tokens.clear();
+                state.refused = None;
+            } else if let Some(key) = sent_token {
+                state.tokens.remove(key);
+            }
+        });
         true
     }
 
@@ -543,6 +608,7 @@ impl Client {
             } else {
                 None
             };
+            let sent_token = auth.as_ref().map(|_| scope_key(&scopes));
             let mut request = make(self.http(registry))?;
             if let Some(auth) = auth {
                 request = request.header(AUTHORIZATION, auth);
@@ -570,7 +636,9 @@ impl Client {
                     .lock()
                     .get(registry)
                     .is_some_and(|s| !matches!(s.scheme, AuthScheme::Anonymous));
-                if !reauthenticated && self.learn_challenge(registry, &response, &mut scopes) {
+                if !reauthenticated
+                    && self.learn_challenge(registry, &response, &mut scopes, sent_token.as_deref())
+                {
                     reauthenticated = true;
                     // Basic auth without credentials cannot succeed: say so instead of retrying.
                     let basic_without_credentials = matches!(
@@ -719,6 +787,18 @@ fn basic_header(c: &Credential) -> HeaderValue {
     value
 }
 
+/// Whether `scopes` already grant `wanted` (same resource, a superset of its actions).
+fn scopes_cover(scopes: &[String], wanted: &str) -> bool {
+    let Some((resource, actions)) = wanted.rsplit_once(':') else {
+        return scopes.iter().any(|s| s == wanted);
+    };
+    scopes.iter().any(|s| {
+        s.rsplit_once(':').is_some_and(|(r, have)| {
+            r == resource && actions.split(',').all(|a| have.split(',').any(|h| h == a))
+        })
+    })
+}
+
 fn scope_key(scopes: &[String]) -> String {
     let mut sorted: Vec<&str> = scopes.iter().map(String::as_str).collect();
     sorted.sort_unstable();
@@ -783,6 +863,25 @@ mod tests {
     fn docker_hub_api_host() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn scope_coverage() {
+        let ours = vec![
+            "repository:a/b:pull,push".to_string(),
+            "repository:c:pull".to_string(),
+        ];
+        let cases = [
+            ("repository:a/b:pull", true),
+            ("repository:a/b:push,pull", true),
+            ("repository:c:pull", true),
+            ("repository:c:push", false),
+            ("repository:a:pull", false),
+            ("registry:catalog:*", false),
+        ];
+        for (wanted, expected) in cases {
+            assert_eq!(scopes_cover(&ours, wanted), expected, "{wanted}");
+        }
     }
 
     #[test]

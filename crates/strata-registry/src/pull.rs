@@ -9,9 +9,10 @@
 //! verify stay in the store (they are correct content) until garbage collection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::StreamExt as _;
 use strata_image::Digest;
 use strata_image::oci::image::{Descriptor, ImageManifest, MediaType};
 use strata_image::reference::Reference;
@@ -177,21 +178,35 @@ async fn fetch_blobs<R: Registry>(
             missing.push((digest, size, is_config));
         }
     }
-    futures_util::stream::iter(missing.into_iter().map(|(digest, size, is_config)| async move {
-        let mut attempt = 1;
-        loop {
-            match fetch_blob(registry, store, repo, digest, size, is_config, events).await {
-                Err(e) if e.is_transient() && attempt < options.attempts => {
-                    tracing::warn!(%digest, attempt, error = %e, "download failed, retrying");
-                    attempt += 1;
+    // On the first failure the others stop at their next chunk; every download is awaited so
+    // that no ingest file outlives the pull.
+    let cancelled = AtomicBool::new(false);
+    let results: Vec<Result<()>> = futures_util::stream::iter(missing.into_iter().map(|blob| {
+        let cancelled = &cancelled;
+        async move {
+            let mut attempt = 1;
+            loop {
+                if cancelled.load(Ordering::Relaxed) {
+                    return Ok(());
                 }
-                other => return other,
+                match fetch_blob(registry, store, repo, blob, cancelled, events).await {
+                    Err(e) if e.is_transient() && attempt < options.attempts => {
+                        tracing::warn!(digest = %blob.0, attempt, error = %e, "download failed, retrying");
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        cancelled.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                    Ok(()) => return Ok(()),
+                }
             }
         }
     }))
     .buffer_unordered(options.max_concurrent_downloads.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
+    .collect()
+    .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(())
 }
 
@@ -206,9 +221,8 @@ async fn fetch_blob<R: Registry>(
     registry: &R,
     store: &Arc<Store>,
     repo: &Repo,
-    digest: Digest,
-    size: u64,
-    is_config: bool,
+    (digest, size, is_config): (Digest, u64, bool),
+    cancelled: &AtomicBool,
     events: EventSink<'_>,
 ) -> Result<()> {
     let what = if is_config { "config" } else { "layer" };
@@ -251,6 +265,10 @@ async fn fetch_blob<R: Registry>(
     let mut last_report = 0u64;
     let download = async {
         while let Some(chunk) = blob.stream.next().await {
+            if cancelled.load(Ordering::Relaxed) {
+                // Another blob failed: stop without committing (the writer discards).
+                return Ok(false);
+            }
             let chunk = chunk?;
             received += chunk.len() as u64;
             if received > size {
@@ -297,7 +315,7 @@ async fn fetch_blob<R: Registry>(
     let written = writer
         .await
         .map_err(|e| RegistryError::Task(e.to_string()))?;
-    downloaded?;
+    let completed = downloaded?;
     match written {
         Ok(()) => {}
         Err(StoreError::DigestMismatch { expected, actual }) => {
@@ -319,10 +337,12 @@ async fn fetch_blob<R: Registry>(
         }
         Err(e) => return Err(e.into()),
     }
-    events(Event::Blob {
-        digest,
-        is_config,
-        status: BlobStatus::PullComplete,
-    });
+    if completed {
+        events(Event::Blob {
+            digest,
+            is_config,
+            status: BlobStatus::PullComplete,
+        });
+    }
     Ok(())
 }

@@ -1,0 +1,294 @@
+//! Authentication against real servers: basic auth on an htpasswd-protected `docker-registry`,
+//! and docker's bearer-token flow through a token server written for these tests.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use strata_image::reference::Reference;
+use strata_registry::{PullOptions, PushOptions, RegistryError, pull, push};
+use support::{
+    PASSWORD, TestRegistry, TokenServer, USER, client, empty_store, fixture_registry, runtime,
+};
+
+fn reference(s: &str) -> Reference {
+    Reference::parse(s).expect("reference")
+}
+
+fn ignore(_: strata_registry::Event) {}
+
+/// Pulls busybox from the fixture registry into a new store and returns it with its image.
+fn busybox(
+    rt: &tokio::runtime::Runtime,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<strata_store::Store>,
+    strata_store::Image,
+) {
+    let (dir, store) = empty_store();
+    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
+    let pulled = rt
+        .block_on(pull(
+            &client(&[]),
+            &store,
+            &source,
+            &PullOptions::default(),
+            &ignore,
+        ))
+        .expect("pull fixture");
+    let image = store.image(&pulled.manifest_digest).expect("image");
+    (dir, store, image)
+}
+
+#[test]
+fn basic_auth_against_htpasswd_registry() {
+    let rt = runtime();
+    let (_dir, store, image) = busybox(&rt);
+    let registry = TestRegistry::start(true);
+    let host = registry.host();
+    let target = reference(&format!("{host}/private/busybox:1"));
+
+    // Anonymous: refused, and the error says no credentials were sent.
+    let err = rt
+        .block_on(push(
+            &client(&[]),
+            &store,
+            &image,
+            &target,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect_err("anonymous push");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{host}: authentication required")),
+        "{err}"
+    );
+
+    // Wrong password: refused, the message says so and never shows the password.
+    let err = rt
+        .block_on(push(
+            &client(&[(&host, USER, "wrong-password")]),
+            &store,
+            &image,
+            &target,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect_err("wrong password");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("credentials were refused"),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("wrong-password"));
+
+    // Right password: push and pull back.
+    let good = client(&[(&host, USER, PASSWORD)]);
+    let pushed = rt
+        .block_on(push(
+            &good,
+            &store,
+            &image,
+            &target,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect("authenticated push");
+    assert_eq!(pushed.digest, image.manifest_digest);
+    let (_b, fresh) = empty_store();
+    let back = rt
+        .block_on(pull(
+            &good,
+            &fresh,
+            &target,
+            &PullOptions::default(),
+            &ignore,
+        ))
+        .expect("authenticated pull");
+    assert_eq!(back.manifest_digest, image.manifest_digest);
+    rt.block_on(good.ping(&host))
+        .expect("ping with credentials");
+    let err = rt
+        .block_on(client(&[(&host, USER, "nope")]).ping(&host))
+        .expect_err("ping with a wrong password");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+}
+
+#[test]
+fn bearer_tokens_are_requested_per_scope_and_cached() {
+    let rt = runtime();
+    let (_dir, store, image) = busybox(&rt);
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    let authed = client(&[(&host, USER, PASSWORD)]);
+
+    let first = reference(&format!("{host}/tok/busybox:1"));
+    let pushed = rt
+        .block_on(push(
+            &authed,
+            &store,
+            &image,
+            &first,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect("push through the token server");
+    assert_eq!(pushed.digest, image.manifest_digest);
+    let requests = front.state().token_requests.lock().expect("lock").clone();
+    // One token for pull+push on the repository serves every request of the push.
+    assert_eq!(
+        requests,
+        vec![vec!["repository:tok/busybox:pull,push".to_string()]]
+    );
+
+    // A second repository: the mount needs one token covering both repositories.
+    let second = reference(&format!("{host}/tok/other:1"));
+    let mut mounted = Vec::new();
+    let record = |e: strata_registry::Event| {
+        if let strata_registry::Event::Blob {
+            status: strata_registry::BlobStatus::Mounted { from },
+            ..
+        } = e
+        {
+            assert_eq!(from, "tok/busybox");
+        }
+    };
+    rt.block_on(push(
+        &authed,
+        &store,
+        &image,
+        &second,
+        &PushOptions::default(),
+        &record,
+    ))
+    .expect("push again");
+    mounted.extend(
+        front
+            .state()
+            .token_requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .skip(1)
+            .cloned(),
+    );
+    assert!(
+        mounted.contains(&vec![
+            "repository:tok/other:pull,push".to_string(),
+            "repository:tok/busybox:pull".to_string()
+        ]),
+        "no token with both scopes: {mounted:?}"
+    );
+
+    // Pull with the same client: the pull scope is new, asked once, then cached.
+    let before = front.state().token_requests.lock().expect("lock").len();
+    for _ in 0..2 {
+        let (_b, fresh) = empty_store();
+        rt.block_on(pull(
+            &authed,
+            &fresh,
+            &first,
+            &PullOptions::default(),
+            &ignore,
+        ))
+        .expect("pull through the token server");
+    }
+    let after = front.state().token_requests.lock().expect("lock").clone();
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    assert_eq!(
+        after.last(),
+        Some(&vec!["repository:tok/busybox:pull".to_string()])
+    );
+}
+
+#[test]
+fn bearer_token_refusals_are_precise() {
+    let rt = runtime();
+    let (_dir, store, image) = busybox(&rt);
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    let target = reference(&format!("{host}/tok/busybox:1"));
+
+    let err = rt
+        .block_on(push(
+            &client(&[(&host, USER, "bad")]),
+            &store,
+            &image,
+            &target,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect_err("bad password");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{host}: authentication required: UNAUTHORIZED: incorrect username or password (the credentials were refused)"
+        )
+    );
+    assert_eq!(front.state().rejected.load(Ordering::Relaxed), 1);
+
+    // Anonymous pulls allowed, pushes not: pull works without credentials, push does not.
+    front.state().anonymous_pull.store(true, Ordering::Relaxed);
+    rt.block_on(push(
+        &client(&[(&host, USER, PASSWORD)]),
+        &store,
+        &image,
+        &target,
+        &PushOptions::default(),
+        &ignore,
+    ))
+    .expect("push with credentials");
+    let anonymous = client(&[]);
+    let (_b, fresh) = empty_store();
+    rt.block_on(pull(
+        &anonymous,
+        &fresh,
+        &target,
+        &PullOptions::default(),
+        &ignore,
+    ))
+    .expect("anonymous pull");
+    let other = reference(&format!("{host}/tok/anonymous:1"));
+    let err = rt
+        .block_on(push(
+            &anonymous,
+            &store,
+            &image,
+            &other,
+            &PushOptions::default(),
+            &ignore,
+        ))
+        .expect_err("anonymous push");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
