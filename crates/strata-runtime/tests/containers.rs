@@ -389,3 +389,17 @@ async fn measure_run_overhead() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_is_a_pty_the_runtime_proxies() {
+    for kind in runtimes().await {
+        let setup = Setup::new();
+        let mut spec = sh("tty; echo to-stderr >&2");
+        spec.tty = true;
+        let (status, out, err) = run(&setup.executor(kind), &spec, &setup.busybox()).await;
+        assert!(status.unwrap().success(), "{kind:?}");
+        // One terminal for both streams; the pty turns "\n" into "\r\n".
+        assert_eq!(out, "/dev/pts/0\r\nto-stderr\r\n", "{kind:?}");
+        assert_eq!(err, "", "{kind:?}");
+    }
+}

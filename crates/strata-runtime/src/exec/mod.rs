@@ -10,6 +10,7 @@
 mod fake;
 mod mountpoints;
 mod output;
+mod pty;
 mod runc;
 mod tiny_elf;
 
@@ -180,8 +181,6 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("a terminal (tty) is not supported by the {executor} executor yet")]
-    TerminalNotSupported { executor: &'static str },
     #[error("write {path}: {source}")]
     WriteConfig {
         path: PathBuf,

@@ -20,11 +20,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::mountpoints::{self, MountPoints};
 use super::output::pump;
-use super::{ExecError, Executor, ExitStatus, RunFuture, StdinSource, Stdio, tiny_elf};
+use super::pty::{MasterReader, Pty};
+use super::{ExecError, Executor, ExitStatus, OutputSink, RunFuture, StdinSource, Stdio, tiny_elf};
 use crate::fsutil::IoContext;
 use crate::spec::{
     EtcFiles, Network, ProcessSpec, hostname_file, hosts_file, resolv_conf, runtime_spec,
@@ -211,11 +212,6 @@ impl RuncExecutor {
         rootfs: &Path,
         mut stdio: Stdio,
     ) -> Result<ExitStatus, ExecError> {
-        if process.tty {
-            return Err(ExecError::TerminalNotSupported {
-                executor: self.kind.name(),
-            });
-        }
         let rootfs = std::path::absolute(rootfs).at("resolve", rootfs)?;
         let id = container_id();
         let bundle = self.bundles.join(&id);
@@ -273,26 +269,63 @@ impl RuncExecutor {
         } else {
             StdinSource::Null
         };
-        command.stdin(match &stdin_source {
-            StdinSource::Null => std::process::Stdio::null(),
-            StdinSource::Inherit => std::process::Stdio::inherit(),
-            StdinSource::Bytes(_) | StdinSource::Reader(_) => std::process::Stdio::piped(),
-        });
-        command.stdout(output_stdio(&stdio.stdout));
-        command.stderr(output_stdio(&stdio.stderr));
+        let pty = if process.tty && !matches!(stdio.stdout, OutputSink::Inherit) {
+            Some(Pty::open()?)
+        } else {
+            None
+        };
+        if let Some(pty) = &pty {
+            command.stdin(pty.slave()?);
+            command.stdout(pty.slave()?);
+            command.stderr(pty.slave()?);
+            // SAFETY: only raw syscalls between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    rustix::process::setsid()?;
+                    rustix::process::ioctl_tiocsctty(std::os::fd::BorrowedFd::borrow_raw(0))?;
+                    Ok(())
+                });
+            }
+        } else {
+            command.stdin(match &stdin_source {
+                StdinSource::Null => std::process::Stdio::null(),
+                StdinSource::Inherit => std::process::Stdio::inherit(),
+                StdinSource::Bytes(_) | StdinSource::Reader(_) => std::process::Stdio::piped(),
+            });
+            command.stdout(output_stdio(&stdio.stdout));
+            command.stderr(output_stdio(&stdio.stderr));
+        }
 
         let mut child = command.spawn().map_err(|source| ExecError::Spawn {
             binary: self.binary.clone(),
             source,
         })?;
         guard.started = true;
-        let stdout = child.stdout.take();
+        drop(command);
+        let mut stdout: Option<Box<dyn AsyncRead + Send + Unpin>> = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
         let stderr = child.stderr.take();
-        let stdin = child.stdin.take();
+        let mut stdin: Option<Box<dyn AsyncWrite + Send + Unpin>> = child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
+        if let Some(pty) = pty {
+            let master = std::fs::File::from(pty.into_master());
+            let writer = master.try_clone().at("duplicate", Path::new("/dev/ptmx"))?;
+            stdout = Some(Box::new(MasterReader(tokio::fs::File::from_std(master))));
+            if matches!(stdin_source, StdinSource::Bytes(_) | StdinSource::Reader(_)) {
+                stdin = Some(Box::new(tokio::fs::File::from_std(writer)));
+            }
+        }
         let feed_stdin = async move {
             let Some(mut pipe) = stdin else { return Ok(()) };
             let result = match stdin_source {
-                StdinSource::Bytes(bytes) => pipe.write_all(&bytes).await,
+                StdinSource::Bytes(bytes) => match pipe.write_all(&bytes).await {
+                    Ok(()) => pipe.flush().await,
+                    Err(err) => Err(err),
+                },
                 StdinSource::Reader(mut reader) => {
                     tokio::io::copy(&mut reader, &mut pipe).await.map(|_| ())
                 }

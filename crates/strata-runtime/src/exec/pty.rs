@@ -1,0 +1,73 @@
+//! A pseudo-terminal for a run with a terminal whose output the caller consumes as a stream.
+//!
+//! A runc-compatible runtime run in the foreground with `terminal: true` allocates the
+//! container's pty itself and copies between it and its own stdio, which must be a terminal
+//! (it puts it in raw mode). When the caller's own terminal is passed through
+//! ([`OutputSink::Inherit`](super::OutputSink::Inherit)) that is the user's terminal; otherwise
+//! the runtime gets the slave side of a pty allocated here, as its controlling terminal, and the
+//! caller reads the master side.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rustix::pty::OpenptFlags;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::fsutil::{IoContext, PathError};
+
+/// The master side, kept by the executor.
+#[derive(Debug)]
+pub(crate) struct Pty {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+impl Pty {
+    pub(crate) fn open() -> Result<Self, PathError> {
+        let ptmx = Path::new("/dev/ptmx");
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .at("open", ptmx)?;
+        rustix::pty::unlockpt(&master).at("unlock", ptmx)?;
+        let slave = rustix::pty::ioctl_tiocgptpeer(
+            &master,
+            OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+        )
+        .at("open the peer of", ptmx)?;
+        Ok(Self { master, slave })
+    }
+
+    /// A descriptor of the slave side, for one of the child's standard streams.
+    pub(crate) fn slave(&self) -> Result<OwnedFd, PathError> {
+        self.slave
+            .as_fd()
+            .try_clone_to_owned()
+            .at("duplicate", Path::new("/dev/pts"))
+    }
+
+    /// Close the executor's own slave descriptor (the child has its copies), so that reading
+    /// the master ends when the child is gone.
+    pub(crate) fn into_master(self) -> OwnedFd {
+        drop(self.slave);
+        self.master
+    }
+}
+
+/// Reads the master side; the `EIO` a master returns once every slave is closed is the end of
+/// the stream.
+pub(crate) struct MasterReader(pub(crate) tokio::fs::File);
+
+impl AsyncRead for MasterReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(err)) if err.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
