@@ -20,6 +20,15 @@ use crate::Store;
 use crate::error::{IoContext, Result, StoreError};
 use crate::fsutil::{sync_dir, unique_name};
 
+/// The outcome of [`Ingest::commit_detailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub digest: Digest,
+    pub size: u64,
+    /// Whether the blob was new (false when identical content was already stored).
+    pub created: bool,
+}
+
 /// A blob being written; `commit` publishes it, dropping it discards it.
 #[derive(Debug)]
 pub struct Ingest<'s> {
@@ -138,7 +147,13 @@ impl Ingest<'_> {
 
     /// Verifies and publishes the blob. With `expected`, a different size or digest is an error
     /// and nothing is published. Returns the digest and size of what was written.
-    pub fn commit(mut self, expected: Option<(Digest, u64)>) -> Result<(Digest, u64)> {
+    pub fn commit(self, expected: Option<(Digest, u64)>) -> Result<(Digest, u64)> {
+        self.commit_detailed(expected).map(|c| (c.digest, c.size))
+    }
+
+    /// [`Ingest::commit`], also telling whether this commit created the blob (so a failed
+    /// larger operation can undo exactly what it added, see [`Store::discard_blobs`]).
+    pub fn commit_detailed(mut self, expected: Option<(Digest, u64)>) -> Result<Committed> {
         let Some(writer) = self.writer.take() else {
             unreachable!("an ingest is committed at most once: commit takes self")
         };
@@ -165,7 +180,11 @@ impl Ingest<'_> {
         let target = self.store.blob_path(&digest);
         if target.is_file() {
             // Already present: content addressing makes the existing file identical.
-            return Ok((digest, size));
+            return Ok(Committed {
+                digest,
+                size,
+                created: false,
+            });
         }
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .ctx("chmod", &self.path)?;
@@ -173,7 +192,11 @@ impl Ingest<'_> {
         fs::rename(&self.path, &target).ctx("rename into place", &target)?;
         let dir = target.parent().unwrap_or(Path::new("."));
         sync_dir(dir)?;
-        Ok((digest, size))
+        Ok(Committed {
+            digest,
+            size,
+            created: true,
+        })
     }
 }
 

@@ -33,6 +33,16 @@ pub struct Roots {
     pub chain_ids: Vec<Digest>,
 }
 
+/// Manifests, configs and indexes are small; anything bigger is a layer and never parsed.
+const DOCUMENT_LIMIT: u64 = 16 << 20;
+
+/// What the roots reach.
+struct Reachable {
+    blobs: HashSet<Digest>,
+    chains: HashSet<Digest>,
+    diff_ids: HashSet<Digest>,
+}
+
 /// What [`Store::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -115,53 +125,27 @@ impl Store {
     pub fn gc(&self) -> Result<GcReport> {
         // Our own lease would deadlock the exclusive lock; drop it, new writes re-take it.
         drop(self.lease.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let _gc = lock::exclusive(&self.root.join("gc.lock"))?;
-        let _index = self.lock_index()?;
+        let gc = lock::exclusive(&self.root.join("gc.lock"))?;
+        self.collect(gc)
+    }
 
-        let mut manifests: Vec<Digest> = self.images()?.into_iter().map(|e| e.digest).collect();
-        let mut blobs: HashSet<Digest> = HashSet::new();
-        let mut chains: HashSet<Digest> = HashSet::new();
-        let mut diff_ids: HashSet<Digest> = HashSet::new();
-        for (_, roots) in self.roots()? {
-            manifests.extend(roots.manifests);
-            blobs.extend(roots.blobs);
-            chains.extend(roots.chain_ids);
+    /// Like [`Store::gc`], but returns `None` at once instead of waiting when another process
+    /// holds a lease (is writing): for commands such as `rmi` that should not block on a build.
+    pub fn gc_if_idle(&self) -> Result<Option<GcReport>> {
+        drop(self.lease.lock().unwrap_or_else(|p| p.into_inner()).take());
+        match lock::try_exclusive(&self.root.join("gc.lock"))? {
+            Some(gc) => self.collect(gc).map(Some),
+            None => Ok(None),
         }
-        for (_, record) in self.cache_records()? {
-            blobs.extend(record.blobs);
-            chains.extend(record.chain_ids);
-        }
-        // Blobs a root names directly may themselves be manifests or configs.
-        let mut queue: Vec<Digest> = manifests;
-        queue.extend(blobs.iter().copied());
-        while let Some(digest) = queue.pop() {
-            blobs.insert(digest);
-            let Ok(bytes) = self.read_blob(&digest) else {
-                continue; // missing or not ours to parse: nothing more is reachable through it
-            };
-            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                continue;
-            };
-            for field in ["manifests", "layers"] {
-                for d in doc
-                    .get(field)
-                    .and_then(|v| v.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(child) = descriptor_digest(d).filter(|c| !blobs.contains(c)) {
-                        queue.push(child);
-                    }
-                }
-            }
-            if let Some(child) = doc.get("config").and_then(descriptor_digest) {
-                blobs.insert(child);
-                if let Some(ids) = self.config_diff_ids(&child) {
-                    chains.extend(chain_ids(&ids));
-                    diff_ids.extend(ids);
-                }
-            }
-        }
+    }
+
+    fn collect(&self, _gc: lock::Guard) -> Result<GcReport> {
+        let _index = self.lock_index()?;
+        let Reachable {
+            blobs,
+            mut chains,
+            diff_ids,
+        } = self.reachable()?;
 
         let mut report = GcReport::default();
         for (digest, size) in self.blobs()? {
@@ -210,6 +194,81 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Everything the roots reach. Call with the index lock held.
+    fn reachable(&self) -> Result<Reachable> {
+        let mut manifests: Vec<Digest> = self.images()?.into_iter().map(|e| e.digest).collect();
+        let mut blobs: HashSet<Digest> = HashSet::new();
+        let mut chains: HashSet<Digest> = HashSet::new();
+        let mut diff_ids: HashSet<Digest> = HashSet::new();
+        for (_, roots) in self.roots()? {
+            manifests.extend(roots.manifests);
+            blobs.extend(roots.blobs);
+            chains.extend(roots.chain_ids);
+        }
+        for (_, record) in self.cache_records()? {
+            blobs.extend(record.blobs);
+            chains.extend(record.chain_ids);
+        }
+        // Blobs a root names directly may themselves be manifests or configs.
+        let mut queue: Vec<Digest> = manifests;
+        queue.extend(blobs.iter().copied());
+        while let Some(digest) = queue.pop() {
+            blobs.insert(digest);
+            // Only documents are worth parsing; never read a layer into memory.
+            if self
+                .blob_size(&digest)
+                .map_or(true, |size| size > DOCUMENT_LIMIT)
+            {
+                continue;
+            }
+            let Ok(bytes) = self.read_blob(&digest) else {
+                continue; // missing or altered: nothing more is reachable through it
+            };
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue; // not a document
+            };
+            let children = |field: &str| {
+                doc.get(field)
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(descriptor_digest)
+                    .collect::<Vec<_>>()
+            };
+            for child in children("manifests") {
+                if !blobs.contains(&child) {
+                    queue.push(child);
+                }
+            }
+            blobs.extend(children("layers"));
+            if let Some(child) = doc.get("config").and_then(descriptor_digest) {
+                blobs.insert(child);
+                if let Some(ids) = self.config_diff_ids(&child) {
+                    chains.extend(chain_ids(&ids));
+                    diff_ids.extend(ids);
+                }
+            }
+        }
+        Ok(Reachable {
+            blobs,
+            chains,
+            diff_ids,
+        })
+    }
+
+    /// Removes `blobs` that nothing reaches: the undo of a failed operation (a load whose
+    /// archive turned out bad) for the blobs it created, so the store is as before.
+    pub fn discard_blobs(&self, blobs: &[Digest]) -> Result<()> {
+        let _index = self.lock_index()?;
+        let reachable = self.reachable()?;
+        for digest in blobs {
+            if !reachable.blobs.contains(digest) {
+                remove_all(&self.blob_path(digest))?;
+            }
+        }
+        Ok(())
     }
 
     /// The diff_ids of a config blob, if it is one.

@@ -33,6 +33,9 @@ pub struct ImageEntry {
 /// An image manifest with its config, as stored.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The `index.json` entry's descriptor (without its name): what a new tag should point at.
+    /// For a multi-platform entry it describes the image index, not `manifest_digest`.
+    pub descriptor: Descriptor,
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub manifest_bytes: Vec<u8>,
@@ -127,6 +130,14 @@ impl Store {
         let mut manifest_digest = *digest;
         let mut manifest_bytes = self.read_blob(&manifest_digest)?;
         let mut kind = media_type_of(&manifest_bytes);
+        let descriptor = match entries.iter().find(|e| e.digest == *digest) {
+            Some(e) => without_name(&e.descriptor),
+            None => Descriptor::new(
+                MediaType::from(kind.as_str()),
+                manifest_bytes.len() as u64,
+                *digest,
+            ),
+        };
         if is_index(&kind) {
             let path = self.blob_path(&manifest_digest);
             let index: ImageIndex =
@@ -167,6 +178,7 @@ impl Store {
         names.sort();
         names.dedup();
         Ok(Image {
+            descriptor,
             manifest_digest,
             manifest,
             manifest_bytes,

@@ -36,7 +36,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use blobs::{Ingest, VerifyingReader};
+pub use blobs::{Committed, Ingest, VerifyingReader};
 pub use cache::CacheRecord;
 pub use error::{Result, StoreError};
 pub use gc::{GcReport, Roots};

@@ -31,6 +31,16 @@ pub(crate) fn exclusive(path: &Path) -> Result<Guard> {
     Ok(Guard { _file: file })
 }
 
+/// Takes the exclusive lock on `path` if nobody holds it.
+pub(crate) fn try_exclusive(path: &Path) -> Result<Option<Guard>> {
+    let file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Guard { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).ctx("lock", path),
+    }
+}
+
 /// Blocks until a shared lock on `path` is held; the lock lives as long as the returned file.
 pub(crate) fn shared(path: &Path) -> Result<File> {
     let file = open(path)?;

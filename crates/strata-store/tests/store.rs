@@ -477,3 +477,41 @@ fn gc_removes_only_what_nothing_reaches() {
     assert!(store.blobs().unwrap().is_empty());
     assert!(store.snapshots().unwrap().is_empty());
 }
+
+#[test]
+fn discard_undoes_only_unreferenced_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (tagged, _) = put_image(&store, b"kept", "2024-01-01T00:00:00Z");
+    store.tag("docker.io/library/kept:1", tagged).unwrap();
+    let kept_layer = Digest::of(b"kept");
+
+    let mut ingest = store.ingest().unwrap();
+    ingest.write_all(b"new content").unwrap();
+    let fresh = ingest.commit_detailed(None).unwrap();
+    assert!(fresh.created);
+    let mut again = store.ingest().unwrap();
+    again.write_all(b"new content").unwrap();
+    assert!(!again.commit_detailed(None).unwrap().created);
+
+    store.discard_blobs(&[fresh.digest, kept_layer]).unwrap();
+    assert!(!store.has_blob(&fresh.digest));
+    assert!(
+        store.has_blob(&kept_layer),
+        "a tagged image's layer survives"
+    );
+}
+
+#[test]
+fn gc_waits_for_writers_and_gc_if_idle_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Store::open(dir.path()).unwrap();
+    // The writer's first ingest takes its lease: its untagged blob must survive a collection.
+    let pending = writer.put_blob(b"not tagged yet").unwrap();
+    let collector = Store::open(dir.path()).unwrap();
+    assert_eq!(collector.gc_if_idle().unwrap(), None);
+    assert!(writer.has_blob(&pending));
+    drop(writer);
+    let report = collector.gc_if_idle().unwrap().expect("no writer left");
+    assert_eq!(report.blobs_removed, vec![pending]);
+}
