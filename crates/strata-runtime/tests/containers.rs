@@ -403,3 +403,50 @@ async fn a_terminal_is_a_pty_the_runtime_proxies() {
         assert_eq!(err, "", "{kind:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_container_can_be_signalled_from_outside() {
+    for kind in runtimes().await {
+        let setup = Setup::new();
+        let executor = Arc::new(setup.executor(kind));
+        let id = format!("strata-test-signal-{}", kind.name());
+        let spec = sh("trap 'echo terminated; exit 42' TERM; sleep 30 & wait");
+        let out = Collected::default();
+        let stdio = Stdio {
+            stdin: StdinSource::Null,
+            stdout: out.sink(),
+            stderr: OutputSink::Null,
+        };
+        let runner = {
+            let (executor, id, rootfs) = (executor.clone(), id.clone(), setup.busybox());
+            tokio::spawn(async move { executor.run_with_id(&id, &spec, &rootfs, stdio).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = executor.state(&id).await.unwrap();
+            if state.as_ref().is_some_and(|s| s.status == "running") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: never running: {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Give the shell a moment to install its trap.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        executor.kill(&id, "TERM").await.unwrap();
+        let status = runner.await.unwrap().unwrap();
+        assert_eq!(status.code(), 42, "{kind:?}");
+        assert_eq!(out.text(), "terminated\n");
+        assert_eq!(
+            executor.state(&id).await.unwrap(),
+            None,
+            "{kind:?}: deleted after exit"
+        );
+        assert!(matches!(
+            executor.kill("../escape", "KILL").await,
+            Err(ExecError::InvalidContainerId { .. })
+        ));
+    }
+}

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use fake::{FakeExecutor, FakeRun, RecordedRun};
-pub use runc::{RuncExecutor, RuntimeKind, probe_crun};
+pub use runc::{ContainerState, RuncExecutor, RuntimeKind, probe_crun};
 
 use crate::fsutil::PathError;
 use crate::spec::{ProcessSpec, SpecError};
@@ -154,6 +154,8 @@ pub enum ExecError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Fs(#[from] PathError),
+    #[error("invalid container id {id:?}: use letters, digits, '_', '+', '-' and '.'")]
+    InvalidContainerId { id: String },
     #[error("unknown OCI runtime {name:?} (known: runc, crun)")]
     UnknownRuntime { name: String },
     #[error("start {binary}: {source}")]

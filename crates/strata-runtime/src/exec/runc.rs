@@ -206,14 +206,93 @@ impl RuncExecutor {
         command
     }
 
+    /// [`Executor::run`] with a container id of the caller's choosing, so that other processes
+    /// can [`RuncExecutor::kill`] it or ask its [`RuncExecutor::state`] (`strata stop`, `ps`).
+    /// Ids are letters, digits, `_`, `+`, `-` and `.`, as runc requires.
+    pub async fn run_with_id(
+        &self,
+        id: &str,
+        process: &ProcessSpec,
+        rootfs: &Path,
+        stdio: Stdio,
+    ) -> Result<ExitStatus, ExecError> {
+        check_id(id)?;
+        self.run_container_as(id.to_owned(), process, rootfs, stdio)
+            .await
+    }
+
+    /// Send `signal` (a number or a name such as `TERM`) to the init process of container `id`.
+    pub async fn kill(&self, id: &str, signal: &str) -> Result<(), ExecError> {
+        check_id(id)?;
+        let output = tokio::process::Command::from(self.std_command())
+            .args(["kill", id, signal])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|source| ExecError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ExecError::Runtime {
+                runtime: self.kind.name(),
+                id: id.to_owned(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// The runtime's view of container `id`, `None` when it does not know it (never started,
+    /// or ended and deleted).
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>, ExecError> {
+        check_id(id)?;
+        let output = tokio::process::Command::from(self.std_command())
+            .args(["state", id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|source| ExecError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|_| ExecError::Runtime {
+                runtime: self.kind.name(),
+                id: id.to_owned(),
+                message: format!(
+                    "unreadable state: {}",
+                    String::from_utf8_lossy(&output.stdout).trim()
+                ),
+            })?;
+        Ok(Some(ContainerState {
+            status: value["status"].as_str().unwrap_or_default().to_owned(),
+            pid: value["pid"].as_i64().and_then(|p| i32::try_from(p).ok()),
+        }))
+    }
+
     async fn run_container(
         &self,
+        process: &ProcessSpec,
+        rootfs: &Path,
+        stdio: Stdio,
+    ) -> Result<ExitStatus, ExecError> {
+        self.run_container_as(container_id(), process, rootfs, stdio)
+            .await
+    }
+
+    async fn run_container_as(
+        &self,
+        id: String,
         process: &ProcessSpec,
         rootfs: &Path,
         mut stdio: Stdio,
     ) -> Result<ExitStatus, ExecError> {
         let rootfs = std::path::absolute(rootfs).at("resolve", rootfs)?;
-        let id = container_id();
         let bundle = self.bundles.join(&id);
         let mut guard = RunGuard {
             executor: self,
@@ -370,6 +449,30 @@ impl RuncExecutor {
                 signal: std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0),
             }),
         }
+    }
+}
+
+/// What the runtime reports about a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// `creating`, `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    /// The init process, while there is one.
+    pub pid: Option<i32>,
+}
+
+fn check_id(id: &str) -> Result<(), ExecError> {
+    let valid = !id.is_empty()
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+        && id != "."
+        && id != "..";
+    if valid {
+        Ok(())
+    } else {
+        Err(ExecError::InvalidContainerId { id: id.to_owned() })
     }
 }
 
