@@ -277,3 +277,26 @@ pub fn list_tar(bytes: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// Asserts two snapshots are equal, reporting only the paths that differ.
+pub fn assert_same(left: &Snapshot, right: &Snapshot, context: &str) {
+    let mut diffs = Vec::new();
+    for (path, l) in left {
+        match right.get(path) {
+            Some(r) if r == l => {}
+            Some(r) => diffs.push(format!("{}:\n  left:  {l}\n  right: {r}", path.display())),
+            None => diffs.push(format!("{}: only left: {l}", path.display())),
+        }
+    }
+    for (path, r) in right {
+        if !left.contains_key(path) {
+            diffs.push(format!("{}: only right: {r}", path.display()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{context}: {} differences:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(20)].join("\n")
+    );
+}
