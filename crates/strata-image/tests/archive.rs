@@ -597,3 +597,59 @@ fn skopeo_inspect(archive: &[u8], config: Digest, layers: usize) {
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["Layers"].as_array().unwrap().len(), layers);
 }
+
+/// A real `docker save` (dockerd 20.10, legacy layout) of two images sharing a base layer:
+/// `strata-test/tiny:1` (docker import) and `strata-test/tiny:2` (classic builder: COPY, SHELL,
+/// HEALTHCHECK, ONBUILD, LABEL, EXPOSE). Docker dedupes the shared layer with a symlink.
+const DOCKER_SAVE: &[u8] = include_bytes!("../testdata/archives/docker-20.10-save.tar");
+
+#[test]
+fn real_docker_save_output() {
+    let (images, blobs) = load(DOCKER_SAVE);
+    let summary: Vec<(String, Vec<String>)> = images
+        .iter()
+        .map(|i| (i.config_digest.short(), refs(i)))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "2d1b73b07b84".to_string(),
+                vec!["docker.io/strata-test/tiny:1".to_string()]
+            ),
+            (
+                "ccb8d964be86".to_string(),
+                vec!["docker.io/strata-test/tiny:2".to_string()]
+            ),
+        ]
+    );
+    let config = ImageConfig::from_slice(&blobs.blobs[&images[1].config_digest]).unwrap();
+    let hc = config.docker.healthcheck.as_ref().unwrap();
+    assert_eq!(hc.test.as_deref().unwrap(), ["CMD-SHELL", "true"]);
+    assert_eq!(
+        (hc.interval, hc.timeout, hc.start_period, hc.retries),
+        (
+            Some(5_000_000_000),
+            Some(3_000_000_000),
+            Some(2_000_000_000),
+            Some(4)
+        )
+    );
+    assert_eq!(config.docker.shell.as_deref().unwrap(), ["/bin/bash", "-c"]);
+    assert_eq!(config.docker.on_build.as_deref().unwrap(), ["COPY . /src"]);
+    let diff_ids = config.diff_ids().unwrap();
+    assert_eq!(diff_ids.len(), 2);
+    // The shared base layer is one blob, reached through docker's symlink.
+    let base = ImageConfig::from_slice(&blobs.blobs[&images[0].config_digest]).unwrap();
+    assert_eq!(base.diff_ids().unwrap()[0], diff_ids[0]);
+    assert_eq!(strata_image::chain_id(&diff_ids)[0], diff_ids[0]);
+
+    // Re-saved, it loads as the same images (what `docker load` of it showed: same IDs).
+    let saved = save(&as_save(&images), &blobs);
+    let (again, _) = load(&saved);
+    let mut ids: Vec<_> = again.iter().map(|i| (i.config_digest, refs(i))).collect();
+    ids.sort();
+    let mut expected: Vec<_> = images.iter().map(|i| (i.config_digest, refs(i))).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
