@@ -278,6 +278,66 @@ fn refuses_a_non_empty_target(make: Make) {
     );
 }
 
+fn scratch_read_only_view_is_empty(make: Make) {
+    let area = Area::new();
+    let snapshotter = make(&area);
+    let active = snapshotter.prepare(&[], None, &area.target()).unwrap();
+    assert!(tree(active.root()).is_empty());
+    snapshotter.remove(active).unwrap();
+}
+
+fn metadata_survives_the_view_and_the_diff(make: Make) {
+    use std::os::unix::fs::{MetadataExt, chown};
+    let area = Area::new();
+    let base = area.lower(1);
+    write(&base, "bin/suid", "x");
+    fs::set_permissions(base.join("bin/suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    chown(base.join("bin/suid"), Some(1000), Some(1000)).unwrap();
+    rustix::fs::lsetxattr(
+        base.join("bin/suid"),
+        "user.test",
+        b"value",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("suid", base.join("bin/link")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        base.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
+    let lowers = vec![base.clone()];
+    let snapshotter = make(&area);
+    let active = snapshotter
+        .prepare(&refs(&lowers), Some(&area.upper()), &area.target())
+        .unwrap();
+    let root = active.root().to_path_buf();
+    assert_eq!(tree(&root), tree(&base));
+    let mut value = [0u8; 16];
+    let len = rustix::fs::lgetxattr(root.join("bin/suid"), "user.test", &mut value[..]).unwrap();
+    assert_eq!(&value[..len], b"value");
+    // A metadata-only change: the whole file is copied up, metadata and xattr included.
+    chown(root.join("bin/suid"), Some(1001), Some(1001)).unwrap();
+    fs::set_permissions(root.join("bin/suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let view = tree(&root);
+    snapshotter.commit(active).unwrap();
+    let upper_file = area.root.join("upper/bin/suid");
+    let meta = fs::symlink_metadata(&upper_file).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (1001, 0o4755));
+    assert_eq!(
+        fs::read(&upper_file).unwrap(),
+        b"x",
+        "no metacopy stub: the data is there"
+    );
+    let len = rustix::fs::lgetxattr(&upper_file, "user.test", &mut value[..]).unwrap();
+    assert_eq!(&value[..len], b"value");
+    assert!(!area.upper_tree().contains_key("fifo"));
+    assert_diff_reproduces_view(&lowers, &area, &view);
+}
+
 macro_rules! conformance {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -305,6 +365,14 @@ macro_rules! conformance {
             #[test]
             fn one_hundred_twenty_lowers() {
                 super::one_hundred_twenty_lowers($make)
+            }
+            #[test]
+            fn scratch_read_only_view_is_empty() {
+                super::scratch_read_only_view_is_empty($make)
+            }
+            #[test]
+            fn metadata_survives_the_view_and_the_diff() {
+                super::metadata_survives_the_view_and_the_diff($make)
             }
             #[test]
             fn refuses_a_non_empty_target() {

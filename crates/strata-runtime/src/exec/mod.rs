@@ -189,6 +189,8 @@ pub enum ExecError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("no probe program for {arch}: the runtime probe runs on x86_64 and aarch64")]
+    ProbeUnavailable { arch: &'static str },
     #[error("the {runtime} probe container exited with {status}")]
     ProbeFailed {
         runtime: &'static str,

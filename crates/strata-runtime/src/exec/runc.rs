@@ -153,9 +153,8 @@ impl RuncExecutor {
         fs::create_dir_all(&rootfs).at("create directory", &rootfs)?;
         let result = async {
             let program = rootfs.join("true");
-            let bytes = tiny_elf::true_binary().ok_or(ExecError::ProbeFailed {
-                runtime: self.kind.name(),
-                status: ExitStatus::from_code(126),
+            let bytes = tiny_elf::true_binary().ok_or(ExecError::ProbeUnavailable {
+                arch: std::env::consts::ARCH,
             })?;
             fs::write(&program, bytes).at("write", &program)?;
             fs::set_permissions(&program, fs::Permissions::from_mode(0o755))

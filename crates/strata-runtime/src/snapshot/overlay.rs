@@ -57,18 +57,21 @@ pub enum MountApi {
 /// Mounts overlayfs views. See the module docs.
 #[derive(Debug, Clone)]
 pub struct OverlaySnapshotter {
-    /// An empty directory: the lower of a `FROM scratch` view, and the second lower of a
-    /// read-only view of one layer (overlayfs needs two lowers when there is no upper).
-    empty: PathBuf,
+    /// Two empty directories: the lower of a `FROM scratch` view, and the second lower of a
+    /// read-only view of one layer (overlayfs needs two lowers when there is no upper, and
+    /// refuses the same directory twice).
+    empty: [PathBuf; 2],
     api: MountApi,
 }
 
 impl OverlaySnapshotter {
     /// A snapshotter keeping its small state (an empty directory) under `state_dir`.
     pub fn new(state_dir: &Path) -> Result<Self, SnapshotError> {
-        let empty = state_dir.join("empty");
-        std::fs::create_dir_all(&empty).at("create directory", &empty)?;
-        check_dir("empty lower", &empty, true)?;
+        let empty = [state_dir.join("empty"), state_dir.join("empty-bottom")];
+        for dir in &empty {
+            std::fs::create_dir_all(dir).at("create directory", dir)?;
+            check_dir("empty lower", dir, true)?;
+        }
         Ok(Self {
             empty,
             api: MountApi::Auto,
@@ -83,8 +86,11 @@ impl OverlaySnapshotter {
 
     fn effective_lowers(&self, lowers: &[&Path], writable: bool) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = lowers.iter().map(|p| p.to_path_buf()).collect();
-        if out.is_empty() || (!writable && out.len() == 1) {
-            out.push(self.empty.clone());
+        let needed = if writable { 1 } else { 2 };
+        for empty in &self.empty {
+            if out.len() < needed {
+                out.push(empty.clone());
+            }
         }
         out
     }
