@@ -385,7 +385,19 @@ fn bad_archives_get_one_clear_error() {
 
     // Not a tar at all.
     let err = load_err(&[0x42; 2048]);
-    assert!(err.to_string().starts_with("reading archive: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("not a tar archive (plain or gzip-compressed): "),
+        "{err}"
+    );
+
+    // A gzip-compressed archive cut short.
+    let (archive, _, _) = legacy_archive(&["busybox:latest"]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&archive).unwrap();
+    let compressed = gz.finish().unwrap();
+    let err = load_err(&compressed[..compressed.len() / 2]);
+    assert!(err.to_string().starts_with("archive is truncated"), "{err}");
 }
 
 #[test]

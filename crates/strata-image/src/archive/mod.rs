@@ -82,6 +82,8 @@ pub enum ArchiveError {
     Truncated { source: io::Error },
     #[error("reading archive: {source}")]
     Read { source: io::Error },
+    #[error("not a tar archive (plain or gzip-compressed): {source}")]
+    NotAnArchive { source: io::Error },
     #[error("not an image archive: neither manifest.json (docker save) nor index.json (OCI) found")]
     MissingManifest,
     #[error("{path} is missing from the archive (referenced by {referenced_by})")]

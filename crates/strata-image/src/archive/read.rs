@@ -60,8 +60,17 @@ pub fn read_archive(
 fn scan(stream: impl Read, sink: &mut dyn BlobSink) -> Result<Seen, ArchiveError> {
     let mut archive = tar::Archive::new(stream);
     let mut seen = Seen::default();
+    let mut first = true;
     for entry in archive.entries().map_err(stream_error)? {
-        let mut entry = entry.map_err(stream_error)?;
+        let mut entry = entry.map_err(|e| {
+            // A first header that does not parse means this was never a tar.
+            if first && e.kind() != io::ErrorKind::UnexpectedEof {
+                ArchiveError::NotAnArchive { source: e }
+            } else {
+                stream_error(e)
+            }
+        })?;
+        first = false;
         let raw_path = entry.path_bytes().into_owned();
         let path = normalize_path(&String::from_utf8_lossy(&raw_path))?;
         let kind = entry.header().entry_type();
