@@ -665,3 +665,43 @@ fn real_docker_save_output() {
     expected.sort();
     assert_eq!(ids, expected);
 }
+
+#[test]
+fn oci_index_entry_that_is_a_multi_platform_index() {
+    // The amd64 manifest and its blobs are present; the arm64 one is not (as in a
+    // single-platform `docker save` from a containerd image store).
+    let (single, _) = oci_archive(serde_json::json!({}), false);
+    let (images, blobs) = load(&single);
+    let amd64 = &images[0];
+    let absent = Digest::of(b"arm64 manifest not in the archive");
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [
+            {"mediaType": media::OCI_MANIFEST, "digest": absent.to_string(), "size": 10,
+             "platform": {"os": "linux", "architecture": "arm64"}},
+            {"mediaType": media::OCI_MANIFEST, "digest": amd64.manifest_digest.to_string(),
+             "size": amd64.manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": media::OCI_INDEX, "digest": Digest::of(&nested).to_string(), "size": nested.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/library/multi:1"},
+        }],
+    }))
+    .unwrap();
+    let mut t = Tar::default().file("index.json", &index).file(
+        &format!("blobs/sha256/{}", Digest::of(&nested).hex()),
+        &nested,
+    );
+    for (d, bytes) in &blobs.blobs {
+        t = t.file(&format!("blobs/sha256/{}", d.hex()), bytes);
+    }
+    let (loaded, _) = load(&t.finish());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].manifest_digest, amd64.manifest_digest);
+    assert_eq!(refs(&loaded[0]), ["docker.io/library/multi:1"]);
+}
