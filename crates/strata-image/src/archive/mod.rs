@@ -13,6 +13,7 @@
 //! so save → load → save reproduces the same bytes. Blobs are streamed from a [`BlobSource`].
 
 mod read;
+mod resolve;
 mod write;
 
 use std::collections::BTreeMap;
