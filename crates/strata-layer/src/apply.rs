@@ -53,19 +53,22 @@ pub struct ApplyStats {
 /// attributes). An entry that would escape `target` fails the whole call with an error naming it; entries
 /// before it have been applied, nothing outside `target` has been touched.
 pub fn apply_layer<R: Read>(reader: R, target: &Path) -> Result<ApplyStats, ApplyError> {
-    extract(reader, target, Mode_::Merge)
+    extract(reader, target, Form::Merged)
 }
 
 /// Unpacks a layer into `dir` as an overlayfs lower (or upper) directory: `.wh.<name>` becomes a 0/0
 /// character device `<name>`, `<dir>/.wh..wh..opq` becomes the xattr `trusted.overlay.opaque=y` on
 /// `<dir>`. `dir` is expected to be empty. Same safety rules as [`apply_layer`].
 pub fn unpack_overlay_diff<R: Read>(reader: R, dir: &Path) -> Result<ApplyStats, ApplyError> {
-    extract(reader, dir, Mode_::OverlayDiff)
+    extract(reader, dir, Form::OverlayDiff)
 }
 
+/// What the target directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode_ {
-    Merge,
+enum Form {
+    /// A rootfs: whiteouts delete, opaque markers empty directories.
+    Merged,
+    /// An overlayfs layer directory: whiteouts and opaque markers are recorded the kernel's way.
     OverlayDiff,
 }
 
@@ -73,7 +76,7 @@ const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
-fn extract<R: Read>(reader: R, target: &Path, mode: Mode_) -> Result<ApplyStats, ApplyError> {
+fn extract<R: Read>(reader: R, target: &Path, form: Form) -> Result<ApplyStats, ApplyError> {
     let root = Root::open(target).map_err(|source| ApplyError::Target {
         path: target.to_path_buf(),
         source,
@@ -86,12 +89,13 @@ fn extract<R: Read>(reader: R, target: &Path, mode: Mode_) -> Result<ApplyStats,
     };
     let mut state = Extractor {
         root: &root,
-        mode,
+        form,
         same_owner: rustix::process::geteuid().is_root(),
         unpacked: HashSet::new(),
         unpacked_ancestors: HashSet::new(),
         dir_times: Vec::new(),
-        stats: (0, 0),
+        entries: 0,
+        whiteouts: 0,
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -107,8 +111,8 @@ fn extract<R: Read>(reader: R, target: &Path, mode: Mode_) -> Result<ApplyStats,
     Ok(ApplyStats {
         diff_id: Digest::from_bytes(hashing.hasher.finalize().into()),
         size: hashing.count,
-        entries: state.stats.0,
-        whiteouts: state.stats.1,
+        entries: state.entries,
+        whiteouts: state.whiteouts,
     })
 }
 
@@ -139,7 +143,7 @@ struct Meta {
 
 struct Extractor<'a> {
     root: &'a Root,
-    mode: Mode_,
+    form: Form,
     same_owner: bool,
     /// Paths this layer created, which an opaque marker must keep.
     unpacked: HashSet<CleanPath>,
@@ -147,8 +151,8 @@ struct Extractor<'a> {
     unpacked_ancestors: HashSet<CleanPath>,
     /// Directory mtimes, set once the whole layer is applied.
     dir_times: Vec<(CleanPath, Timespec, Timespec)>,
-    /// (entries, whiteouts).
-    stats: (u64, u64),
+    entries: u64,
+    whiteouts: u64,
 }
 
 impl Extractor<'_> {
@@ -170,16 +174,16 @@ impl Extractor<'_> {
         })?;
         match classified {
             EntryKind::Whiteout(path) => {
-                self.stats.1 += 1;
+                self.whiteouts += 1;
                 self.whiteout(&entry_name, &path)
             }
             EntryKind::Opaque(dir) => {
-                self.stats.1 += 1;
+                self.whiteouts += 1;
                 self.opaque(&entry_name, &dir)
             }
             EntryKind::Plain(path) => {
                 let meta = read_meta(&mut entry).map_err(ApplyError::Read)?;
-                self.stats.0 += 1;
+                self.entries += 1;
                 self.plain(&entry_name, &path, &mut entry, meta)
             }
         }
@@ -225,8 +229,8 @@ impl Extractor<'_> {
 
     fn whiteout(&mut self, entry: &Path, path: &CleanPath) -> Result<(), ApplyError> {
         let name = path.file_name().unwrap_or_default();
-        match self.mode {
-            Mode_::Merge => {
+        match self.form {
+            Form::Merged => {
                 // A whiteout only hides lower layers: what this layer created stays.
                 if self.unpacked.contains(path) {
                     return Ok(());
@@ -243,7 +247,7 @@ impl Extractor<'_> {
                 };
                 remove_all_at(parent.as_fd(), name).map_err(self.fs_error(entry, "removing", path))
             }
-            Mode_::OverlayDiff => {
+            Form::OverlayDiff => {
                 let parent = self
                     .root
                     .open_dir_create(&path.parent())
@@ -264,8 +268,8 @@ impl Extractor<'_> {
     }
 
     fn opaque(&mut self, entry: &Path, dir: &CleanPath) -> Result<(), ApplyError> {
-        match self.mode {
-            Mode_::Merge => {
+        match self.form {
+            Form::Merged => {
                 let fd = match self.root.open_dir(dir) {
                     Ok(fd) => fd,
                     Err(ResolveError::Io(_, e)) if e.raw_os_error() == Some(libc::ENOENT) => {
@@ -275,7 +279,7 @@ impl Extractor<'_> {
                 };
                 self.clear_lower(entry, fd.as_fd(), dir)
             }
-            Mode_::OverlayDiff => {
+            Form::OverlayDiff => {
                 let fd = self
                     .root
                     .open_dir_create(dir)
@@ -327,7 +331,13 @@ impl Extractor<'_> {
         data: &mut tar::Entry<'_, R>,
         meta: Meta,
     ) -> Result<(), ApplyError> {
-        let kind = data.header().entry_type();
+        let mut kind = data.header().entry_type();
+        if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous)
+            && data.path_bytes().ends_with(b"/")
+        {
+            // Pre-POSIX tars mark directories only with a trailing slash; Go's reader does the same.
+            kind = tar::EntryType::Directory;
+        }
         let Some(name) = path.file_name() else {
             // `./`: the root's own attributes.
             if !kind.is_dir() {
@@ -414,7 +424,7 @@ impl Extractor<'_> {
         if let Some(st) = &existing {
             let dir_over_dir = kind.is_dir() && is_dir(st);
             if !dir_over_dir {
-                replaced_whiteout = self.mode == Mode_::OverlayDiff && is_whiteout(st);
+                replaced_whiteout = self.form == Form::OverlayDiff && is_whiteout(st);
                 remove_all_at(parent, name).map_err(self.fs_error(entry_name, "removing", path))?;
             }
         }

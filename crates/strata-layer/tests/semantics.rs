@@ -461,3 +461,32 @@ fn media_types() {
         );
     }
 }
+
+#[test]
+fn old_style_directories_and_the_root_entry() {
+    // A regular-file entry whose name ends in `/` is a directory (pre-POSIX tars); `./` carries the
+    // root's own attributes.
+    let mut root = Entry::new("./", tar::EntryType::Directory);
+    root.mode = 0o750;
+    root.mtime = 1_234;
+    let layer = TarBuilder::default()
+        .entry(root)
+        .entry(Entry::new("old/", tar::EntryType::Regular))
+        .file("old/f", b"x")
+        .finish();
+    let dir = tempfile::tempdir().unwrap();
+    apply_layer(&layer[..], dir.path()).unwrap();
+    assert!(dir.path().join("old").is_dir());
+    let md = std::fs::metadata(dir.path()).unwrap();
+    assert_eq!(
+        (md.permissions().mode() & 0o7777, md.mtime()),
+        (0o750, 1_234)
+    );
+
+    let not_dir = TarBuilder::default().symlink(".", "elsewhere").finish();
+    let err = apply_layer(&not_dir[..], dir.path()).unwrap_err();
+    assert!(
+        matches!(err, strata_layer::ApplyError::RootNotDirectory { .. }),
+        "{err:?}"
+    );
+}
