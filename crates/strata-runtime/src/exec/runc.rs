@@ -7,6 +7,12 @@
 //! the container itself. The runtime's own errors go to a JSON log file in the bundle, which
 //! tells "the runtime failed" apart from "the process exited non-zero".
 //!
+//! A run with a terminal gets a pty from the executor (see `pty.rs`) unless the caller passes
+//! its own terminal through; the runtime proxies between it and the container's pty. Known
+//! limit: crun 1.8.1 sometimes exits before copying the container's last terminal output when
+//! the machine is loaded (1 run in 8 at load ≈15 here; runc always drains it), so interactive
+//! `run -t` is safest on runc.
+//!
 //! `crun` on a hybrid cgroup host (v1 controllers plus a cgroup2 mount at
 //! `/sys/fs/cgroup/unified` holding a controller) refuses to start ("cgroups in hybrid mode not
 //! supported"). There it runs in a private mount namespace of its own in which that cgroup2
@@ -389,8 +395,14 @@ impl RuncExecutor {
             .stdin
             .take()
             .map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
+        // The executor's own slave descriptor stays open until the runtime has exited: output
+        // the runtime copied to the terminal just before exiting must still be readable, and
+        // the master only reports the end once the last slave descriptor is closed.
+        let mut slave_keeper = None;
         if let Some(pty) = pty {
-            let master = std::fs::File::from(pty.into_master());
+            let (master, slave) = pty.into_parts();
+            slave_keeper = Some(slave);
+            let master = std::fs::File::from(master);
             let writer = master.try_clone().at("duplicate", Path::new("/dev/ptmx"))?;
             stdout = Some(Box::new(MasterReader(tokio::fs::File::from_std(master))));
             if matches!(stdin_source, StdinSource::Bytes(_) | StdinSource::Reader(_)) {
@@ -417,7 +429,11 @@ impl RuncExecutor {
             }
         };
         let (status, out, err, fed) = tokio::join!(
-            child.wait(),
+            async {
+                let status = child.wait().await;
+                drop(slave_keeper);
+                status
+            },
             pump(stdout, &mut stdio.stdout),
             pump(stderr, &mut stdio.stderr),
             feed_stdin,
