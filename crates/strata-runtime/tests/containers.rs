@@ -453,3 +453,43 @@ async fn a_named_container_can_be_signalled_from_outside() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_the_copy_snapshotter_leaves_only_its_changes() {
+    use strata_runtime::CopySnapshotter;
+    let setup = Setup::new();
+    let snapshotter = CopySnapshotter::new();
+    let busybox = setup.busybox();
+    let active = snapshotter
+        .prepare(&[&busybox], Some(&setup.upper()), &setup.merged())
+        .unwrap();
+    let (status, _, _) = run(
+        &setup.executor(RuntimeKind::Runc),
+        &sh("echo made > /tmp/made-by-run"),
+        active.root(),
+    )
+    .await;
+    assert!(status.unwrap().success());
+    snapshotter.commit(active).unwrap();
+    let upper = tree(&setup.root.join("upper"));
+    assert_eq!(upper.keys().collect::<Vec<_>>(), ["tmp", "tmp/made-by-run"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_do_not_disturb_each_other() {
+    let setup = Setup::new();
+    let executor = Arc::new(setup.executor(RuntimeKind::Runc));
+    let mut tasks = Vec::new();
+    for n in 0..4 {
+        let (executor, rootfs) = (executor.clone(), setup.busybox());
+        tasks.push(tokio::spawn(async move {
+            let spec = sh(&format!("echo {n}; exit {n}"));
+            let (status, out, _) = run(&executor, &spec, &rootfs).await;
+            (n, status.unwrap().code(), out)
+        }));
+    }
+    for task in tasks {
+        let (n, code, out) = task.await.unwrap();
+        assert_eq!((code, out), (n, format!("{n}\n")));
+    }
+}
