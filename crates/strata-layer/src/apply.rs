@@ -277,7 +277,7 @@ impl Extractor<'_> {
                     }
                     Err(e) => return Err(self.resolve_error(entry, e)),
                 };
-                self.clear_lower(entry, fd.as_fd(), dir)
+                self.clear_lower(entry, fd, dir)
             }
             Form::OverlayDiff => {
                 let fd = self
@@ -291,34 +291,31 @@ impl Extractor<'_> {
     }
 
     /// Removes everything below `dir` that this layer did not create (the effect of an opaque marker,
-    /// whatever its position in the tar).
-    fn clear_lower(
-        &self,
-        entry: &Path,
-        fd: BorrowedFd<'_>,
-        dir: &CleanPath,
-    ) -> Result<(), ApplyError> {
-        let names = list_dir(fd).map_err(self.fs_error(entry, "listing", dir))?;
-        for child_name in names {
-            let child = dir.join(child_name.as_bytes());
-            if self.unpacked.contains(&child) || self.unpacked_ancestors.contains(&child) {
-                let st = lstat_at(fd, &child_name).map_err(self.fs_error(
+    /// whatever its position in the tar). Iterative; kept directories are reopened from the root, which
+    /// is safe because their names came from this tar and were resolved beneath the root already.
+    fn clear_lower(&self, entry: &Path, fd: OwnedFd, dir: &CleanPath) -> Result<(), ApplyError> {
+        let mut pending = vec![(fd, dir.clone())];
+        while let Some((fd, dir)) = pending.pop() {
+            let names = list_dir(fd.as_fd()).map_err(self.fs_error(entry, "listing", &dir))?;
+            for child_name in names {
+                let child = dir.join(child_name.as_bytes());
+                if !self.unpacked.contains(&child) && !self.unpacked_ancestors.contains(&child) {
+                    remove_all_at(fd.as_fd(), &child_name)
+                        .map_err(self.fs_error(entry, "removing", &child))?;
+                    continue;
+                }
+                let st = lstat_at(fd.as_fd(), &child_name).map_err(self.fs_error(
                     entry,
                     "inspecting",
                     &child,
                 ))?;
                 if st.as_ref().is_some_and(is_dir) {
-                    let child_fd = rustix::fs::openat(
-                        fd,
-                        &child_name,
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| self.fs_error(entry, "opening directory", &child)(e.into()))?;
-                    self.clear_lower(entry, child_fd.as_fd(), &child)?;
+                    let child_fd = self
+                        .root
+                        .open_dir(&child)
+                        .map_err(|e| self.resolve_error(entry, e))?;
+                    pending.push((child_fd, child));
                 }
-            } else {
-                remove_all_at(fd, &child_name).map_err(self.fs_error(entry, "removing", &child))?;
             }
         }
         Ok(())

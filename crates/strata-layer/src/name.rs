@@ -18,10 +18,12 @@ pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 /// Names starting with this are reserved for whiteout metadata (`.wh..wh.` + anything).
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 
-/// A tar entry name, cleaned into components relative to the target root.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A tar entry name, cleaned and relative to the target root: components joined by single `/`, no
+/// `.`/`..`/empty components, no leading or trailing slash; empty for the root itself. Stored flat so
+/// that parents and hashing cost one allocation whatever the depth.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CleanPath {
-    components: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
 }
 
 /// Why an entry name cannot be used.
@@ -34,65 +36,90 @@ pub enum NameError {
 }
 
 impl CleanPath {
+    /// The root.
+    pub fn root() -> CleanPath {
+        CleanPath::default()
+    }
+
     /// Cleans a raw tar name (see the module documentation).
     pub fn parse(raw: &[u8]) -> Result<CleanPath, NameError> {
-        let mut components: Vec<Vec<u8>> = Vec::new();
+        let mut bytes: Vec<u8> = Vec::with_capacity(raw.len());
         for component in raw.split(|&b| b == b'/') {
             match component {
                 b"" | b"." => {}
                 b".." => {
-                    if components.pop().is_none() {
+                    if bytes.is_empty() {
                         return Err(NameError::Escapes);
                     }
+                    let cut = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                    bytes.truncate(cut);
                 }
-                other => components.push(other.to_vec()),
+                other => {
+                    if !bytes.is_empty() {
+                        bytes.push(b'/');
+                    }
+                    bytes.extend_from_slice(other);
+                }
             }
         }
-        Ok(CleanPath { components })
+        Ok(CleanPath { bytes })
     }
 
     /// The root itself (a `./` entry).
     pub fn is_root(&self) -> bool {
-        self.components.is_empty()
+        self.bytes.is_empty()
     }
 
     /// The parent directory (the root for a top-level name).
     pub fn parent(&self) -> CleanPath {
-        let mut components = self.components.clone();
-        components.pop();
-        CleanPath { components }
+        let cut = self.bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        CleanPath {
+            bytes: self.bytes[..cut].to_vec(),
+        }
     }
 
     /// The last component; `None` for the root.
     pub fn file_name(&self) -> Option<&OsStr> {
-        self.components.last().map(|c| OsStr::from_bytes(c))
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let start = self
+            .bytes
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |i| i + 1);
+        Some(OsStr::from_bytes(&self.bytes[start..]))
+    }
+
+    /// The components, top first.
+    pub fn components(&self) -> impl Iterator<Item = &OsStr> {
+        self.bytes
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .map(OsStr::from_bytes)
     }
 
     /// A child of this path; `name` must be a single component.
     pub fn join(&self, name: &[u8]) -> CleanPath {
-        let mut components = self.components.clone();
-        components.push(name.to_vec());
-        CleanPath { components }
+        let mut path = self.clone();
+        path.push(name);
+        path
+    }
+
+    /// Appends one component in place.
+    pub fn push(&mut self, name: &[u8]) {
+        if !self.bytes.is_empty() {
+            self.bytes.push(b'/');
+        }
+        self.bytes.extend_from_slice(name);
     }
 
     /// The relative path (`.` for the root), for use with `*at` calls on the root fd.
     pub fn as_relative(&self) -> PathBuf {
-        if self.components.is_empty() {
+        if self.bytes.is_empty() {
             return PathBuf::from(".");
         }
-        let mut out = Vec::new();
-        for (i, c) in self.components.iter().enumerate() {
-            if i > 0 {
-                out.push(b'/');
-            }
-            out.extend_from_slice(c);
-        }
-        PathBuf::from(OsStr::from_bytes(&out))
-    }
-
-    /// Whether `self` is `other` or lies below it.
-    pub fn starts_with(&self, other: &CleanPath) -> bool {
-        self.components.starts_with(&other.components)
+        PathBuf::from(OsStr::from_bytes(&self.bytes))
     }
 }
 
@@ -155,6 +182,7 @@ mod tests {
             ("./", Ok(".")),
             ("/", Ok(".")),
             ("a/..", Ok(".")),
+            ("a/b/../c/./d/..", Ok("a/c")),
             ("../etc/passwd", Err(NameError::Escapes)),
             ("../../etc/passwd", Err(NameError::Escapes)),
             ("a/../../b", Err(NameError::Escapes)),
@@ -163,6 +191,20 @@ mod tests {
         for (raw, want) in table {
             assert_eq!(rel(raw), want.clone().map(str::to_string), "{raw}");
         }
+    }
+
+    #[test]
+    fn parents_names_and_components() {
+        let p = CleanPath::parse(b"/usr//lib/x").unwrap();
+        assert_eq!(p.file_name(), Some(OsStr::new("x")));
+        assert_eq!(p.parent(), CleanPath::parse(b"usr/lib").unwrap());
+        assert_eq!(p.parent().parent().parent(), CleanPath::root());
+        assert_eq!(CleanPath::root().file_name(), None);
+        assert_eq!(p.components().collect::<Vec<_>>(), ["usr", "lib", "x"]);
+        assert_eq!(
+            CleanPath::root().join(b"a").join(b"b"),
+            CleanPath::parse(b"a/b").unwrap()
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! outside: the kernel answers `EXDEV` and the caller refuses the entry. The final component is never
 //! followed: callers open parents here and then act with `*at(parent_fd, name, AT_SYMLINK_NOFOLLOW)`.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Stat};
@@ -81,15 +82,27 @@ impl Root {
             Err(ResolveError::Io(_, e)) if e.raw_os_error() == Some(libc::ENOENT) => {}
             other => return other,
         }
-        let Some(name) = rel.file_name() else {
-            return self.open_dir(rel);
-        };
-        let parent = self.open_dir_create(&rel.parent())?;
-        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(ResolveError::Io(rel.as_relative(), e.into())),
+        // Top-down, iteratively (depth is the tar's to choose), resolving each prefix from the root
+        // again so that every component gets the same RESOLVE_BENEATH check.
+        let mut prefix = CleanPath::root();
+        let mut dir = self.open_dir(&prefix)?;
+        for component in rel.components() {
+            prefix.push(component.as_bytes());
+            match self.open_dir(&prefix) {
+                Ok(next) => {
+                    dir = next;
+                    continue;
+                }
+                Err(ResolveError::Io(_, e)) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(ResolveError::Io(prefix.as_relative(), e.into())),
+            }
+            dir = self.open_dir(&prefix)?;
         }
-        self.open_dir(rel)
+        Ok(dir)
     }
 }
 
@@ -107,6 +120,7 @@ pub(crate) fn is_dir(st: &Stat) -> bool {
 }
 
 /// Removes `name` in `dir` and, for a directory, everything below it, without following symlinks.
+/// Iterative: a tree may be deeper than any stack.
 pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
         return Ok(());
@@ -114,21 +128,49 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()>
     if !is_dir(&st) {
         return rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into);
     }
-    let child = rustix::fs::openat(
+    // Each frame: an open directory, the names still to remove in it, and its own name.
+    let mut stack: Vec<(OwnedFd, Vec<OsString>, OsString)> = Vec::new();
+    let top = open_child_dir(dir, name)?;
+    let names = list_dir(top.as_fd())?;
+    stack.push((top, names, name.to_os_string()));
+    while let Some((fd, mut names, own_name)) = stack.pop() {
+        let Some(child) = names.pop() else {
+            // Empty now: remove it from its parent.
+            let parent = stack.last().map_or(dir, |(fd, _, _)| fd.as_fd());
+            rustix::fs::unlinkat(parent, &own_name, AtFlags::REMOVEDIR)?;
+            continue;
+        };
+        let child_frame = match lstat_at(fd.as_fd(), &child)? {
+            Some(st) if is_dir(&st) => {
+                let child_fd = open_child_dir(fd.as_fd(), &child)?;
+                let names = list_dir(child_fd.as_fd())?;
+                Some((child_fd, names, child))
+            }
+            Some(_) => {
+                rustix::fs::unlinkat(fd.as_fd(), &child, AtFlags::empty())?;
+                None
+            }
+            None => None,
+        };
+        stack.push((fd, names, own_name));
+        stack.extend(child_frame);
+    }
+    Ok(())
+}
+
+/// Opens the directory `name` in `dir`, refusing to follow a symlink.
+pub(crate) fn open_child_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    rustix::fs::openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
-    for child_name in list_dir(child.as_fd())? {
-        remove_all_at(child.as_fd(), &child_name)?;
-    }
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(Into::into)
+    )
+    .map_err(Into::into)
 }
 
 /// The names in a directory (without `.` and `..`), unsorted.
-pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
-    use std::os::unix::ffi::OsStrExt;
+pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
     let mut reader = rustix::fs::Dir::read_from(dir)?;
     while let Some(entry) = reader.read() {

@@ -15,7 +15,7 @@
 //! call fail: with those features the upperdir is not a self-contained diff.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -27,7 +27,7 @@ use strata_image::{Digest, Sha256Writer};
 
 use crate::error::WriteError;
 use crate::name::{WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
-use crate::root::{list_dir, proc_path};
+use crate::root::{list_dir, open_child_dir, proc_path};
 use crate::tarfmt::{self, EntryHeader, Kind};
 
 /// The identity of a written layer.
@@ -104,7 +104,7 @@ fn write_tree<W: Write>(
             writer.marker(WHITEOUT_OPAQUE.as_bytes())?;
         }
     }
-    writer.walk(root.as_fd(), &mut Vec::new())?;
+    writer.walk(root)?;
     writer
         .out
         .write_all(&[0u8; 2 * tarfmt::BLOCK])
@@ -248,7 +248,13 @@ impl<W: Write> TreeWriter<'_, W> {
         Ok(out)
     }
 
-    fn walk(&mut self, dir: BorrowedFd<'_>, prefix: &mut Vec<u8>) -> Result<(), WriteError> {
+    /// Lists `dir` (the directory at `prefix`, which ends in `/` unless it is the root) sorted by
+    /// name, without excluded entries; in a diff, writes its whiteouts first and leaves them out.
+    fn children(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        prefix: &[u8],
+    ) -> Result<Vec<(OsString, Stat)>, WriteError> {
         let rel_dir = PathBuf::from(OsStr::from_bytes(prefix));
         let mut names =
             list_dir(dir).map_err(|e| fs_error("listing", self.host_path(&rel_dir))(e))?;
@@ -263,46 +269,71 @@ impl<W: Write> TreeWriter<'_, W> {
             }
             let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| fs_error("inspecting", self.host_path(&rel))(e.into()))?;
-            children.push((name, st));
-        }
-        if self.overlay {
-            for (name, st) in &children {
-                if is_whiteout(st) {
-                    let mut marker = prefix.clone();
-                    marker.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
-                    marker.extend_from_slice(name.as_bytes());
-                    self.marker(&marker)?;
-                }
-            }
-        }
-        for (name, st) in children {
             if self.overlay && is_whiteout(&st) {
+                let mut marker = prefix.to_vec();
+                marker.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+                marker.extend_from_slice(name.as_bytes());
+                self.marker(&marker)?;
                 continue;
             }
-            let start = prefix.len();
-            prefix.extend_from_slice(name.as_bytes());
-            let result = self.entry(dir, &name, &st, prefix);
-            prefix.truncate(start);
-            result?;
+            children.push((name, st));
+        }
+        Ok(children)
+    }
+
+    /// Writes the tree below `root`, depth first, iteratively: a tree a container made can be deeper
+    /// than any stack. One fd stays open per level of the current path.
+    fn walk(&mut self, root: OwnedFd) -> Result<(), WriteError> {
+        struct Frame {
+            fd: OwnedFd,
+            /// Length of the path prefix (with its trailing `/`) of this directory's children.
+            prefix_len: usize,
+            children: std::vec::IntoIter<(OsString, Stat)>,
+        }
+        let mut path: Vec<u8> = Vec::new();
+        let children = self.children(root.as_fd(), &path)?;
+        let mut stack = vec![Frame {
+            fd: root,
+            prefix_len: 0,
+            children: children.into_iter(),
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some((name, st)) = frame.children.next() else {
+                stack.pop();
+                continue;
+            };
+            path.truncate(frame.prefix_len);
+            path.extend_from_slice(name.as_bytes());
+            let dir = frame.fd.as_fd();
+            if let Some(child_fd) = self.entry(dir, &name, &st, &path)? {
+                path.push(b'/');
+                let children = self.children(child_fd.as_fd(), &path)?;
+                stack.push(Frame {
+                    fd: child_fd,
+                    prefix_len: path.len(),
+                    children: children.into_iter(),
+                });
+            }
         }
         Ok(())
     }
 
+    /// Writes one entry; for a directory, returns it opened so the caller descends into it.
     fn entry(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &OsStr,
         st: &Stat,
-        path: &mut Vec<u8>,
-    ) -> Result<(), WriteError> {
+        path: &[u8],
+    ) -> Result<Option<OwnedFd>, WriteError> {
         let rel = PathBuf::from(OsStr::from_bytes(path));
         let file_type = FileType::from_raw_mode(st.st_mode);
         if file_type == FileType::Socket {
-            return Ok(());
+            return Ok(None);
         }
         let xattrs = self.xattrs(dir, name, &rel)?;
         let mut header = EntryHeader {
-            name: path.clone(),
+            name: path.to_vec(),
             kind: Kind::Regular,
             mode: st.st_mode & 0o7777,
             uid: u64::from(st.st_uid),
@@ -324,17 +355,9 @@ impl<W: Write> TreeWriter<'_, W> {
                     marker.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
                     self.marker(&marker)?;
                 }
-                let child = rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| fs_error("opening directory", self.host_path(&rel))(e.into()))?;
-                path.push(b'/');
-                self.walk(child.as_fd(), path)?;
-                path.pop();
-                return Ok(());
+                let child = open_child_dir(dir, name)
+                    .map_err(|e| fs_error("opening directory", self.host_path(&rel))(e))?;
+                return Ok(Some(child));
             }
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
@@ -342,10 +365,10 @@ impl<W: Write> TreeWriter<'_, W> {
                     if let Some(first) = self.links.get(&key) {
                         header.kind = Kind::Hardlink;
                         header.link_name = first.clone();
-                        return tarfmt::write_header(&mut self.out, &header)
-                            .map_err(WriteError::Write);
+                        tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)?;
+                        return Ok(None);
                     }
-                    self.links.insert(key, path.clone());
+                    self.links.insert(key, path.to_vec());
                 }
                 let fd = rustix::fs::openat(
                     dir,
@@ -357,7 +380,7 @@ impl<W: Write> TreeWriter<'_, W> {
                 header.size = st.st_size as u64;
                 tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)?;
                 self.copy_data(fd, header.size, &rel)?;
-                return Ok(());
+                return Ok(None);
             }
             FileType::Symlink => {
                 header.kind = Kind::Symlink;
@@ -390,10 +413,11 @@ impl<W: Write> TreeWriter<'_, W> {
                 header.dev_major = 0;
                 header.dev_minor = 0;
             } else {
-                self.links.insert(key, path.clone());
+                self.links.insert(key, path.to_vec());
             }
         }
-        tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)
+        tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)?;
+        Ok(None)
     }
 
     fn copy_data(&mut self, fd: OwnedFd, size: u64, rel: &Path) -> Result<(), WriteError> {

@@ -458,3 +458,33 @@ fn overlay_redirects_are_refused() {
     );
     assert!(err.to_string().contains("moved"));
 }
+
+#[test]
+fn deep_trees_need_no_deep_stack() {
+    // 1000 levels: every walk (write, apply's parent creation, whiteout removal) is iterative, so a
+    // small thread stack suffices, as in a tokio blocking thread.
+    let handle = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let source = tempfile::tempdir().unwrap();
+            let deep = "d/".repeat(1000);
+            std::fs::create_dir_all(source.path().join(&deep)).unwrap();
+            std::fs::write(source.path().join(&deep).join("leaf"), b"leaf").unwrap();
+            let first = layer_of(source.path(), &WriteOptions::default());
+            assert_eq!(list_tar(&first).len(), 1001);
+            let copy = tempfile::tempdir().unwrap();
+            apply_layer(&first[..], copy.path()).unwrap();
+            assert!(first == layer_of(copy.path(), &WriteOptions::default()));
+            // Deleting the whole chain with one whiteout.
+            let mut whiteout = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_ustar();
+            header.set_path(".wh.d").unwrap();
+            header.set_size(0);
+            header.set_cksum();
+            whiteout.append(&header, &b""[..]).unwrap();
+            apply_layer(&whiteout.into_inner().unwrap()[..], copy.path()).unwrap();
+            assert!(!copy.path().join("d").exists());
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
