@@ -178,7 +178,7 @@ pub enum ParseErrorKind {
     },
     #[error("interval --{flag} cannot be less than 1ms (got {value:?})")]
     DurationTooShort { flag: &'static str, value: String },
-    #[error("invalid value {value:?} for --retries: must be a non-negative integer")]
+    #[error("invalid value {value:?} for --retries: must be an integer of at least 1")]
     InvalidRetries { value: String },
     #[error("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
     OnbuildChaining,

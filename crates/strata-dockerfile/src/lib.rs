@@ -44,7 +44,7 @@ pub use instruction::{
 pub use mount::{Mount, MountSpec, MountType, Sharing};
 pub use parse::{Dockerfile, Stage, parse, parse_trigger, parse_triggers};
 pub use plan::{
-    BuildArgs, PLATFORM_ARGS, PROXY_ARGS, Plan, PlanError, PlanErrorKind, PlannedStage, StageRef,
-    StageSource, plan,
+    ArgScope, BuildArgs, PLATFORM_ARGS, PROXY_ARGS, Plan, PlanError, PlanErrorKind, PlannedStage,
+    StageRef, StageSource, plan,
 };
 pub use syntax::{CheckDirective, Directive, Directives};

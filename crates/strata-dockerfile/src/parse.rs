@@ -57,6 +57,14 @@ impl Dockerfile {
         )
     }
 
+    /// The stage named `name` (case-insensitive).
+    pub fn stage_named(&self, name: &str) -> Option<&Stage> {
+        let lower = name.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .find(|s| s.name() == Some(lower.as_str()))
+    }
+
     /// The escape token in effect.
     pub fn escape(&self) -> char {
         self.directives.escape
@@ -300,7 +308,7 @@ fn parse_command(
         }
         _ => {
             return Err(ParseErrorKind::UnknownInstruction {
-                keyword: keyword.to_ascii_uppercase(),
+                keyword: keyword.to_string(),
                 suggestion: suggest(keyword, &KEYWORDS).map(str::to_string),
             });
         }
@@ -630,7 +638,7 @@ fn parse_healthcheck(flag_words: &[String], rest: &str) -> Result<Healthcheck, P
             value
                 .parse::<u32>()
                 .ok()
-                .filter(|&r| i32::try_from(r).is_ok())
+                .filter(|&r| r >= 1 && i32::try_from(r).is_ok())
                 .ok_or(ParseErrorKind::InvalidRetries { value })?,
         ),
     };

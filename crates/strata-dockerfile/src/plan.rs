@@ -82,6 +82,47 @@ impl BuildArgs {
     }
 }
 
+impl BuildArgs {
+    /// The proxy build args that were given (`HTTP_PROXY`, ...): they reach RUN's environment
+    /// without an ARG and never the image history or config.
+    pub fn proxy_env(&self) -> Vec<(String, String)> {
+        self.iter()
+            .filter(|(k, _)| PROXY_ARGS.contains(k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// The ARGs in scope in one stage, built as the engine walks the stage: each `ARG` (expanded
+/// with [`Instruction::expand`](crate::Instruction::expand)) is declared in order. Its values
+/// feed word expansion (through [`Scope`](crate::Scope), below ENV) and RUN's environment; they
+/// are never persisted in the image config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArgScope {
+    values: Vec<(String, String)>,
+}
+
+impl ArgScope {
+    /// A stage's scope at its FROM: empty (global ARGs need a redeclaration).
+    pub fn new() -> ArgScope {
+        ArgScope::default()
+    }
+
+    /// Declares an (expanded) ARG: it takes the build arg, else its default, else the global
+    /// value of the same name; declared without any value, it stays undefined.
+    pub fn declare(&mut self, decl: &ArgDecl, build_args: &BuildArgs, plan: &Plan) {
+        self.values.retain(|(k, _)| *k != decl.name);
+        if let Some(value) = build_args.resolve(decl, plan) {
+            self.values.push((decl.name.clone(), value));
+        }
+    }
+
+    /// The defined ARGs in declaration order.
+    pub fn values(&self) -> &[(String, String)] {
+        &self.values
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for BuildArgs {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut args = BuildArgs::new();
@@ -551,4 +592,50 @@ fn reference_span(stage: &Stage, planned: &PlannedStage, dep: usize) -> Span {
         .find(|r| r.source == StageSource::Stage(dep))
         .and_then(|r| stage.commands.get(r.command))
         .map_or(stage.instruction.span, |i: &Instruction| i.span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    #[test]
+    fn arg_scope_follows_buildkit_precedence() {
+        let df = parse("ARG GLOBAL=g\nARG OVERRIDDEN=g\nFROM scratch\n").unwrap();
+        let args: BuildArgs = [("OVERRIDDEN", "cli"), ("LOCAL", "cli"), ("HTTP_PROXY", "p")]
+            .into_iter()
+            .collect();
+        let plan = plan(&df, &args, None).unwrap();
+        let decl = |name: &str, default: Option<&str>| ArgDecl {
+            name: name.to_string(),
+            default: default.map(str::to_string),
+        };
+        let mut scope = ArgScope::new();
+        scope.declare(&decl("GLOBAL", None), &args, &plan);
+        scope.declare(&decl("OVERRIDDEN", None), &args, &plan);
+        scope.declare(&decl("LOCAL", Some("default")), &args, &plan);
+        scope.declare(&decl("DEFAULTED", Some("d")), &args, &plan);
+        scope.declare(&decl("UNSET", None), &args, &plan);
+        scope.declare(&decl("TARGETARCH", None), &args, &plan);
+        let got: Vec<(&str, &str)> = scope
+            .values()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("GLOBAL", "g"),
+                ("OVERRIDDEN", "cli"),
+                ("LOCAL", "cli"),
+                ("DEFAULTED", "d"),
+                ("TARGETARCH", "amd64"),
+            ]
+        );
+        assert_eq!(
+            args.proxy_env(),
+            [("HTTP_PROXY".to_string(), "p".to_string())]
+        );
+        assert_eq!(plan.unused_build_args, ["LOCAL"]);
+    }
 }
