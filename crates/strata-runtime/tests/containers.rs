@@ -353,37 +353,84 @@ async fn a_cancelled_run_kills_and_deletes_its_container() {
     }
 }
 
-/// Per-RUN overhead: container start to exit for `true`, through the executor.
+/// Per-RUN overhead: container start to exit for `true`, through the executor, interleaved
+/// with the bare runtime CLI on an equivalent bundle (same generated spec) as the baseline.
 /// `cargo test -p strata-runtime --test containers -- --ignored --nocapture measure`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test"]
 async fn measure_run_overhead() {
     const RUNS: usize = 50;
     let setup = Setup::new();
+    let millis = |d: Duration| d.as_secs_f64() * 1e3;
+    let summary = |times: &mut Vec<Duration>| {
+        times.sort();
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        format!(
+            "median {:5.1} ms, mean {:5.1} ms, min {:5.1} ms",
+            millis(times[times.len() / 2]),
+            millis(mean),
+            millis(times[0])
+        )
+    };
     for kind in runtimes().await {
         let executor = setup.executor(kind);
         for network in [Network::None, Network::Host] {
             let mut spec = ProcessSpec::new(vec!["/bin/true".into()]);
             spec.network = network;
-            let mut times = Vec::with_capacity(RUNS);
-            for _ in 0..RUNS {
+            // The baseline bundle: the same spec, the /etc files already in place.
+            let bundle = setup
+                .root
+                .join(format!("bundle-{}-{network:?}", kind.name()));
+            let etc = strata_runtime::EtcFiles::in_dir(&bundle.join("etc"));
+            std::fs::create_dir_all(bundle.join("etc")).unwrap();
+            for file in [&etc.hosts, &etc.resolv_conf, &etc.hostname] {
+                std::fs::write(file, "\n").unwrap();
+            }
+            let oci = strata_runtime::runtime_spec(&spec, &setup.busybox(), &etc).unwrap();
+            let mut json: serde_json::Value = serde_json::to_value(&oci).unwrap();
+            json["process"]["rlimits"] = serde_json::json!([]);
+            std::fs::write(bundle.join("config.json"), json.to_string()).unwrap();
+            let raw_root = setup.root.join(format!("raw-{}", kind.name()));
+            let raw = |n: usize| {
+                let mut command = if executor.hides_cgroup2() {
+                    let mut c = std::process::Command::new("unshare");
+                    c.args(["-m", "sh", "-c"]).arg(format!(
+                        "umount /sys/fs/cgroup/unified && exec crun --root {} run --bundle {} raw-{n}",
+                        raw_root.display(),
+                        bundle.display()
+                    ));
+                    c
+                } else {
+                    let mut c = std::process::Command::new(kind.name());
+                    c.arg("--root")
+                        .arg(&raw_root)
+                        .args(["run", "--bundle"])
+                        .arg(&bundle);
+                    c.arg(format!("raw-{n}"));
+                    c
+                };
+                command.stdin(std::process::Stdio::null());
+                let start = Instant::now();
+                let status = command.status().unwrap();
+                assert!(status.success());
+                start.elapsed()
+            };
+            let (mut ours, mut bare) = (Vec::new(), Vec::new());
+            for n in 0..RUNS {
                 let start = Instant::now();
                 let status = executor
                     .run(&spec, &setup.busybox(), Stdio::null())
                     .await
                     .unwrap();
-                times.push(start.elapsed());
+                ours.push(start.elapsed());
                 assert!(status.success());
+                bare.push(raw(n));
             }
-            times.sort();
-            let mean = times.iter().sum::<Duration>() / RUNS as u32;
             println!(
-                "{:>4} {:?}: median {:.1} ms, mean {:.1} ms, min {:.1} ms (n={RUNS}, hidden cgroup2: {})",
+                "{} {network:?}: executor {} | bare CLI {} (n={RUNS}, hidden cgroup2: {})",
                 kind.name(),
-                network,
-                times[RUNS / 2].as_secs_f64() * 1e3,
-                mean.as_secs_f64() * 1e3,
-                times[0].as_secs_f64() * 1e3,
+                summary(&mut ours),
+                summary(&mut bare),
                 executor.hides_cgroup2(),
             );
         }

@@ -479,7 +479,18 @@ fn overlay_commit_drops_directories_copied_up_without_change() {
 }
 
 #[test]
-fn overlay_is_supported_here() {
+fn overlay_is_supported_and_detected_here() {
     let area = Area::new();
     assert!(strata_runtime::overlay_supported(&area.root));
+    let detected = strata_runtime::snapshot::detect(&area.root.join("state")).unwrap();
+    assert_eq!(detected.name(), "overlay");
+    assert!(
+        fs::read_dir(&area.root).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("overlay-probe")
+        }),
+        "the probe cleans up after itself"
+    );
 }

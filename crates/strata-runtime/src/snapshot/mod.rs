@@ -15,7 +15,11 @@
 //!    [`Snapshotter::remove`] ends the view and discards the changes.
 //!
 //! Either way `target` is left as an empty directory. An [`ActiveSnapshot`] dropped without
-//! commit or remove is unmounted (lazily) so no mount outlives its owner.
+//! commit or remove is unmounted (lazily) so no mount outlives its owner; a dropped copy view
+//! simply stays on disk (it holds no kernel resource).
+//!
+//! [`detect`] picks the overlay snapshotter when overlayfs works on the store's filesystem and
+//! the copy snapshotter otherwise.
 
 mod copy;
 mod lowers;
@@ -161,6 +165,16 @@ fn kernel_log(messages: &[String]) -> String {
         String::new()
     } else {
         format!(" (kernel: {})", messages.join("; "))
+    }
+}
+
+/// The best snapshotter for snapshots kept under `state_dir`: overlayfs when a probe mount
+/// works there, copying otherwise.
+pub fn detect(state_dir: &Path) -> Result<Box<dyn Snapshotter>, SnapshotError> {
+    if overlay_supported(state_dir) {
+        Ok(Box::new(OverlaySnapshotter::new(state_dir)?))
+    } else {
+        Ok(Box::new(CopySnapshotter::new()))
     }
 }
 
