@@ -4,7 +4,7 @@
 
 use crate::heredoc::Heredoc;
 use crate::instruction::*;
-use crate::mount::{Mount, MountSpec};
+use crate::instruction::{Mount, MountSpec, MountType};
 use crate::parse::Dockerfile;
 use crate::plan::{Plan, StageSource};
 use std::fmt::Write;
@@ -290,7 +290,7 @@ fn mount_fields(m: &Mount) -> String {
     opt("id", &m.id);
     opt("env", &m.env);
     parts.push(if m.read_only { "ro" } else { "rw" }.to_string());
-    if m.kind == crate::mount::MountType::Cache {
+    if m.kind == MountType::Cache {
         parts.push(format!("sharing={:?}", m.sharing).to_lowercase());
     }
     if let Some(mode) = m.mode {

@@ -9,11 +9,10 @@
 //! COPY/ADD heredoc bodies expand (with quotes kept) unless their delimiter was quoted.
 //! `FROM` and `--from` are resolved by [`plan`](crate::plan()), which sees only ARGs.
 
-use crate::copy::{Chmod, valid_checksum};
-use crate::error::MountError;
 use crate::error::{ParseErrorKind, Span, render_snippet};
-use crate::instruction::*;
-use crate::mount::{Mount, MountSpec, csv_fields, parse_fields};
+use crate::instruction::{
+    Command, Instruction, expand_args, expand_copy, expand_mount, expand_pairs, exposed_ports,
+};
 use crate::shell::{Env, Lexer, ShellError};
 
 /// An instruction whose words cannot be expanded, or whose expanded flags are invalid.
@@ -60,17 +59,6 @@ impl Env for Scope<'_> {
     }
 }
 
-enum FieldError {
-    Shell(ShellError),
-    Mount(MountError),
-}
-
-impl From<MountError> for FieldError {
-    fn from(error: MountError) -> Self {
-        FieldError::Mount(error)
-    }
-}
-
 impl Instruction {
     /// The command with its words expanded in `env`; `lexer` carries the Dockerfile's escape
     /// token (`Lexer::new(dockerfile.escape())`). After expansion every RUN `MountSpec::mount`
@@ -92,31 +80,10 @@ impl Command {
         let words = |ws: &[String]| -> Result<Vec<String>, ExpandErrorKind> {
             ws.iter().map(word).collect()
         };
-        let pairs = |kvs: &[KeyValue]| -> Result<Vec<KeyValue>, ExpandErrorKind> {
-            kvs.iter()
-                .map(|kv| {
-                    Ok(KeyValue {
-                        key: word(&kv.key)?,
-                        value: word(&kv.value)?,
-                        legacy: kv.legacy,
-                    })
-                })
-                .collect()
-        };
         Ok(match self {
-            Command::Env(kvs) => Command::Env(pairs(kvs)?),
-            Command::Label(kvs) => Command::Label(pairs(kvs)?),
-            Command::Arg(decls) => Command::Arg(
-                decls
-                    .iter()
-                    .map(|d| {
-                        Ok(ArgDecl {
-                            name: word(&d.name)?,
-                            default: d.default.as_ref().map(word).transpose()?,
-                        })
-                    })
-                    .collect::<Result<_, ExpandErrorKind>>()?,
-            ),
+            Command::Env(kvs) => Command::Env(expand_pairs(kvs, lexer, env)?),
+            Command::Label(kvs) => Command::Label(expand_pairs(kvs, lexer, env)?),
+            Command::Arg(decls) => Command::Arg(expand_args(decls, lexer, env)?),
             Command::Expose(ports) => {
                 let ports = words(ports)?;
                 exposed_ports(&ports)?;
@@ -146,99 +113,10 @@ impl Command {
     }
 }
 
-fn expand_copy(
-    copy: &CopyCommand,
-    lexer: &Lexer,
-    env: &dyn Env,
-) -> Result<CopyCommand, ExpandErrorKind> {
-    let word =
-        |w: &str| -> Result<String, ExpandErrorKind> { Ok(lexer.expand_word(w, env)?.value) };
-    let opt = |w: &Option<String>| w.as_deref().map(word).transpose();
-    // Heredoc bodies keep their quotes: only variables and escapes are processed.
-    let body_lexer = Lexer::new(lexer.escape()).skip_process_quotes(true);
-    let sources = copy
-        .sources
-        .iter()
-        .map(|source| {
-            Ok(match source {
-                CopySource::Path(path) => CopySource::Path(word(path)?),
-                CopySource::Heredoc(doc) if doc.expand => {
-                    let mut doc = doc.clone();
-                    doc.raw = body_lexer.expand_word(&doc.content(), env)?.value;
-                    doc.chomp = false;
-                    CopySource::Heredoc(doc)
-                }
-                CopySource::Heredoc(doc) => CopySource::Heredoc(doc.clone()),
-            })
-        })
-        .collect::<Result<Vec<_>, ExpandErrorKind>>()?;
-    let chmod = opt(&copy.chmod)?;
-    if let Some(value) = &chmod
-        && Chmod::parse(value).is_none()
-    {
-        return Err(ParseErrorKind::InvalidChmod {
-            value: value.clone(),
-        }
-        .into());
-    }
-    let checksum = opt(&copy.checksum)?;
-    if let Some(value) = &checksum
-        && !valid_checksum(value)
-    {
-        return Err(ParseErrorKind::InvalidChecksum {
-            value: value.clone(),
-        }
-        .into());
-    }
-    Ok(CopyCommand {
-        sources,
-        dest: word(&copy.dest)?,
-        exec_form: copy.exec_form,
-        from: copy.from.clone(),
-        chown: opt(&copy.chown)?,
-        chmod,
-        link: copy.link,
-        exclude: copy
-            .exclude
-            .iter()
-            .map(|p| word(p))
-            .collect::<Result<_, _>>()?,
-        parents: copy.parents,
-        checksum,
-        keep_git_dir: copy.keep_git_dir,
-        unpack: copy.unpack,
-    })
-}
-
-impl MountSpec {
-    /// This mount with its field values expanded in `env`, then validated.
-    pub fn expand(&self, lexer: &Lexer, env: &dyn Env) -> Result<Mount, ExpandErrorKind> {
-        expand_mount(self, lexer, env)
-    }
-}
-
-fn expand_mount(spec: &MountSpec, lexer: &Lexer, env: &dyn Env) -> Result<Mount, ExpandErrorKind> {
-    let invalid = |reason| ParseErrorKind::InvalidMount {
-        mount: spec.raw.clone(),
-        reason,
-    };
-    let fields = csv_fields(&spec.raw).map_err(invalid)?;
-    let mut expand = |_key: &str, value: &str| -> Result<String, FieldError> {
-        lexer
-            .expand_word(value, env)
-            .map(|e| e.value)
-            .map_err(FieldError::Shell)
-    };
-    match parse_fields(&fields, &mut expand) {
-        Ok(mount) => Ok(mount),
-        Err(FieldError::Shell(error)) => Err(error.into()),
-        Err(FieldError::Mount(reason)) => Err(invalid(reason).into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instruction::{CommandLine, CopySource};
     use crate::parse::parse;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -13,7 +13,6 @@
 pub mod lint;
 pub mod shell;
 
-mod copy;
 mod duration;
 mod error;
 mod expand;
@@ -21,7 +20,6 @@ mod flags;
 mod heredoc;
 mod instruction;
 mod json;
-mod mount;
 mod parse;
 mod plan;
 mod suggest;
@@ -30,18 +28,16 @@ mod words;
 
 pub mod dump;
 
-pub use copy::Chmod;
 pub use error::{
     MountError, ParseError, ParseErrorKind, Span, Warning, WarningKind, render_snippet,
 };
 pub use expand::{ExpandError, ExpandErrorKind, Scope};
 pub use heredoc::Heredoc;
 pub use instruction::{
-    ArgDecl, Command, CommandLine, CopyCommand, CopySource, FromCommand, Healthcheck,
-    HealthcheckConfig, Instruction, KeyValue, NetworkMode, OnbuildCommand, RunCommand, RunProgram,
-    SecurityMode, StageName, exposed_ports,
+    ArgDecl, Chmod, Command, CommandLine, CopyCommand, CopySource, FromCommand, Healthcheck,
+    HealthcheckConfig, Instruction, KeyValue, Mount, MountSpec, MountType, NetworkMode,
+    OnbuildCommand, RunCommand, RunProgram, SecurityMode, Sharing, StageName, exposed_ports,
 };
-pub use mount::{Mount, MountSpec, MountType, Sharing};
 pub use parse::{Dockerfile, Stage, parse, parse_trigger, parse_triggers};
 pub use plan::{
     ArgScope, BuildArgs, PLATFORM_ARGS, PROXY_ARGS, Plan, PlanError, PlanErrorKind, PlannedStage,

@@ -1,4 +1,205 @@
-//! COPY/ADD flag values: `--chmod` (octal or symbolic) and `--checksum`.
+//! `COPY`/`ADD`: sources (paths, URLs, heredocs), destination and flags, with the flag values
+//! that need validating: `--chmod` (octal or symbolic) and `--checksum`.
+
+use super::Command;
+use crate::error::ParseErrorKind;
+use crate::expand::ExpandErrorKind;
+use crate::flags::{FlagType, Flags};
+use crate::heredoc::{self, Heredoc};
+use crate::shell::{Env, Lexer};
+use crate::syntax::RawInstruction;
+
+/// `COPY`/`ADD`: sources, destination and flags (unexpanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyCommand {
+    /// Sources in order: paths (or URLs for ADD) and heredocs.
+    pub sources: Vec<CopySource>,
+    /// The destination as written.
+    pub dest: String,
+    /// Written in JSON form.
+    pub exec_form: bool,
+    /// `--from` (COPY only): a stage name, a stage index or an image, unexpanded.
+    pub from: Option<String>,
+    /// `--chown`, unexpanded.
+    pub chown: Option<String>,
+    /// `--chmod`, unexpanded (validated when literal; see [`Chmod`]).
+    pub chmod: Option<String>,
+    /// `--link`.
+    pub link: bool,
+    /// `--exclude` patterns, unexpanded.
+    pub exclude: Vec<String>,
+    /// `--parents`.
+    pub parents: bool,
+    /// `--checksum` (ADD only), unexpanded.
+    pub checksum: Option<String>,
+    /// `--keep-git-dir` (ADD only).
+    pub keep_git_dir: Option<bool>,
+    /// `--unpack` (ADD only).
+    pub unpack: Option<bool>,
+}
+
+impl CopyCommand {
+    /// The literal `--chmod`, parsed (None when absent or not yet expanded).
+    pub fn literal_chmod(&self) -> Option<Chmod> {
+        self.chmod.as_deref().and_then(Chmod::parse)
+    }
+}
+
+/// One COPY/ADD source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A path (or URL) as written.
+    Path(String),
+    /// A heredoc: the file is named after the delimiter and holds the body.
+    Heredoc(Heredoc),
+}
+
+pub(crate) fn parse_copy(
+    keyword: &str,
+    flag_words: &[String],
+    rest: &str,
+    raw: &RawInstruction,
+) -> Result<Command, ParseErrorKind> {
+    let is_add = keyword == "add";
+    let instruction = if is_add { "ADD" } else { "COPY" };
+    use FlagType::{Bool, List, String as Str};
+    let common: &[(&str, FlagType)] = &[
+        ("chown", Str),
+        ("chmod", Str),
+        ("link", Bool),
+        ("exclude", List),
+        ("parents", Bool),
+    ];
+    let extra: &[(&str, FlagType)] = if is_add {
+        &[("checksum", Str), ("keep-git-dir", Bool), ("unpack", Bool)]
+    } else {
+        &[("from", Str)]
+    };
+    let spec: Vec<(&'static str, FlagType)> = common.iter().chain(extra).copied().collect();
+    let flags = Flags::parse(flag_words, &spec)?;
+    let words = super::list(rest)?;
+    let exec_form = words.1;
+    let mut args = words.0;
+    if args.len() < 2 {
+        return Err(ParseErrorKind::NoDestination { instruction });
+    }
+    let dest = args.pop().unwrap_or_default();
+    if heredoc::marker(&dest).is_some() {
+        return Err(ParseErrorKind::HeredocDestination { instruction });
+    }
+    let sources = args
+        .into_iter()
+        .map(|word| {
+            let doc =
+                heredoc::marker(&word).and_then(|m| raw.heredocs.iter().find(|h| h.name == m.name));
+            match doc {
+                Some(doc) => CopySource::Heredoc(doc.clone()),
+                None => CopySource::Path(word),
+            }
+        })
+        .collect();
+    let chmod = flags.string("chmod");
+    if let Some(value) = &chmod
+        && !value.contains('$')
+        && Chmod::parse(value).is_none()
+    {
+        return Err(ParseErrorKind::InvalidChmod {
+            value: value.clone(),
+        });
+    }
+    let checksum = flags.string("checksum");
+    if let Some(value) = &checksum
+        && !value.contains('$')
+        && !valid_checksum(value)
+    {
+        return Err(ParseErrorKind::InvalidChecksum {
+            value: value.clone(),
+        });
+    }
+    let copy = CopyCommand {
+        sources,
+        dest,
+        exec_form,
+        from: flags.string("from"),
+        chown: flags.string("chown"),
+        chmod,
+        link: flags.boolean("link").unwrap_or(false),
+        exclude: flags.list("exclude").to_vec(),
+        parents: flags.boolean("parents").unwrap_or(false),
+        checksum,
+        keep_git_dir: flags.boolean("keep-git-dir"),
+        unpack: flags.boolean("unpack"),
+    };
+    Ok(if is_add {
+        Command::Add(copy)
+    } else {
+        Command::Copy(copy)
+    })
+}
+
+pub(crate) fn expand_copy(
+    copy: &CopyCommand,
+    lexer: &Lexer,
+    env: &dyn Env,
+) -> Result<CopyCommand, ExpandErrorKind> {
+    let word =
+        |w: &str| -> Result<String, ExpandErrorKind> { Ok(lexer.expand_word(w, env)?.value) };
+    let opt = |w: &Option<String>| w.as_deref().map(word).transpose();
+    // Heredoc bodies keep their quotes: only variables and escapes are processed.
+    let body_lexer = Lexer::new(lexer.escape()).skip_process_quotes(true);
+    let sources = copy
+        .sources
+        .iter()
+        .map(|source| {
+            Ok(match source {
+                CopySource::Path(path) => CopySource::Path(word(path)?),
+                CopySource::Heredoc(doc) if doc.expand => {
+                    let mut doc = doc.clone();
+                    doc.raw = body_lexer.expand_word(&doc.content(), env)?.value;
+                    doc.chomp = false;
+                    CopySource::Heredoc(doc)
+                }
+                CopySource::Heredoc(doc) => CopySource::Heredoc(doc.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>, ExpandErrorKind>>()?;
+    let chmod = opt(&copy.chmod)?;
+    if let Some(value) = &chmod
+        && Chmod::parse(value).is_none()
+    {
+        return Err(ParseErrorKind::InvalidChmod {
+            value: value.clone(),
+        }
+        .into());
+    }
+    let checksum = opt(&copy.checksum)?;
+    if let Some(value) = &checksum
+        && !valid_checksum(value)
+    {
+        return Err(ParseErrorKind::InvalidChecksum {
+            value: value.clone(),
+        }
+        .into());
+    }
+    Ok(CopyCommand {
+        sources,
+        dest: word(&copy.dest)?,
+        exec_form: copy.exec_form,
+        from: copy.from.clone(),
+        chown: opt(&copy.chown)?,
+        chmod,
+        link: copy.link,
+        exclude: copy
+            .exclude
+            .iter()
+            .map(|p| word(p))
+            .collect::<Result<_, _>>()?,
+        parents: copy.parents,
+        checksum,
+        keep_git_dir: copy.keep_git_dir,
+        unpack: copy.unpack,
+    })
+}
 
 /// A `--chmod` value: octal (`0644`, `755`) or symbolic (`u+x,go-w`, `a=rX`).
 #[derive(Debug, Clone, PartialEq, Eq)]

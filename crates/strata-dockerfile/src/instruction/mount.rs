@@ -3,7 +3,7 @@
 //! The value is one CSV record (Go's `encoding/csv`: `"` quotes a field, `""` escapes a quote).
 //! Field values expand at build time, except `from`, which BuildKit never expands (use an alias
 //! stage instead). A mount whose fields are all literal is validated at parse time; one with
-//! `$VAR`s is validated again after expansion ([`MountSpec::expand`](crate::MountSpec)).
+//! `$VAR`s is validated again after expansion ([`MountSpec::expand`]).
 
 use crate::error::MountError;
 use crate::suggest::suggest;
