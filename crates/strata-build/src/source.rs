@@ -98,12 +98,25 @@ pub trait SourceTree: Sync {
 #[derive(Debug, Clone)]
 pub struct DirTree {
     root: PathBuf,
+    owner: Option<(u32, u32)>,
 }
 
 impl DirTree {
     /// A tree rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            owner: None,
+        }
+    }
+
+    /// A tree whose entries are all given `owner` (e.g. files the engine wrote itself:
+    /// heredoc sources and downloads, which BuildKit creates as root).
+    pub fn with_owner(root: impl Into<PathBuf>, owner: (u32, u32)) -> Self {
+        Self {
+            root: root.into(),
+            owner: Some(owner),
+        }
     }
 
     /// The root directory.
@@ -153,7 +166,7 @@ impl SourceTree for DirTree {
     }
 
     fn forced_owner(&self) -> Option<(u32, u32)> {
-        None
+        self.owner
     }
 }
 

@@ -519,3 +519,86 @@ fn checksum_changes_exactly_when_the_layer_would() {
     chown.chown = Some("1:1".into());
     assert_ne!(sum(&chown), renamed);
 }
+
+fn targz(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o640);
+        header.set_uid(1001);
+        header.set_gid(1002);
+        header.set_mtime(1_000_000);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, content.as_bytes())
+            .unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn add_extracts_local_archives_keeping_their_ownership() {
+    let f = Fixture::new();
+    fs::write(
+        f.ctx.path().join("bundle.bin"),
+        targz(&[("app/main.txt", "main")]),
+    )
+    .unwrap();
+    let mut s = spec(&["bundle.bin"], "/opt/");
+    s.is_add = true;
+    f.copy_spec(s).unwrap();
+    assert_eq!(f.read("opt/app/main.txt"), "main");
+    assert_eq!(owner(&f.out("opt/app/main.txt")), (1001, 1002));
+    assert_eq!(mode(&f.out("opt/app/main.txt")), 0o640);
+}
+
+#[test]
+fn copy_never_extracts_and_add_copies_non_archives() {
+    let f = Fixture::new();
+    fs::write(f.ctx.path().join("bundle.tar.gz"), targz(&[("x", "x")])).unwrap();
+    f.file("notes.tar", "not really a tar");
+    f.copy(&["bundle.tar.gz"], "/copied/").unwrap();
+    assert!(f.out("copied/bundle.tar.gz").is_file());
+    let mut s = spec(&["notes.tar"], "/added/");
+    s.is_add = true;
+    f.copy_spec(s).unwrap();
+    assert_eq!(f.read("added/notes.tar"), "not really a tar");
+    let mut s = spec(&["bundle.tar.gz"], "/kept/");
+    s.is_add = true;
+    s.unpack = Some(false);
+    f.copy_spec(s).unwrap();
+    assert!(
+        f.out("kept/bundle.tar.gz").is_file(),
+        "ADD --unpack=false copies the archive"
+    );
+}
+
+#[test]
+fn heredoc_sources_are_root_owned_0644_files() {
+    let f = Fixture::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let (tree, names) = copy::heredoc_tree(
+        scratch.path(),
+        &[
+            ("greeting".into(), "hi\n".into()),
+            ("conf/app.ini".into(), "[a]\n".into()),
+        ],
+    )
+    .unwrap();
+    let s = CopySpec {
+        sources: names,
+        dest: "/etc/app/".into(),
+        workdir: "/".into(),
+        ..Default::default()
+    };
+    let prepared = copy::prepare(&tree, &s).unwrap();
+    copy::execute(f.root.path(), &tree, &prepared).unwrap();
+    assert_eq!(f.read("etc/app/greeting"), "hi\n");
+    assert_eq!(f.read("etc/app/app.ini"), "[a]\n");
+    assert_eq!(mode(&f.out("etc/app/greeting")), 0o644);
+    assert_eq!(owner(&f.out("etc/app/greeting")), (0, 0));
+}

@@ -10,7 +10,9 @@
 //! 3. [`execute`]: the writes into the step's rootfs ([`apply`]), all resolved in-root.
 
 pub mod apply;
+pub mod archive;
 pub mod fsops;
+pub mod http;
 pub mod mode;
 pub mod owner;
 pub mod resolve;
@@ -106,6 +108,17 @@ pub enum CopyError {
         /// The failure.
         source: std::io::Error,
     },
+    /// An ADD archive could not be extracted.
+    #[error("extract {path}: {source}")]
+    Extract {
+        /// The archive (source path).
+        path: String,
+        /// The failure.
+        source: strata_layer::ApplyError,
+    },
+    /// An ADD URL could not be downloaded.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
     /// The destination rootfs could not be opened.
     #[error("open rootfs {path}: {source}")]
     Root {
@@ -133,6 +146,9 @@ pub struct CopySpec {
     pub chown: Option<String>,
     /// `--chmod` as written.
     pub chmod: Option<String>,
+    /// ADD `--unpack`: `None` means the default (extract local archives for ADD, never for
+    /// COPY).
+    pub unpack: Option<bool>,
 }
 
 /// A COPY/ADD ready to be checksummed and executed.
@@ -148,6 +164,8 @@ pub struct PreparedCopy {
     pub chmod: Option<Chmod>,
     /// `--chown` as written.
     pub chown: Option<String>,
+    /// Extract sources that are archives (ADD).
+    pub unpack: bool,
 }
 
 /// Resolves and validates a COPY/ADD against its source tree.
@@ -159,12 +177,14 @@ pub fn prepare(tree: &dyn SourceTree, spec: &CopySpec) -> Result<PreparedCopy, C
     }
     let chmod = spec.chmod.as_deref().map(Chmod::parse).transpose()?;
     let sources = resolve::resolve_sources(tree, &spec.sources, &spec.select)?;
+    let unpack = spec.is_add && spec.unpack.unwrap_or(true);
     Ok(PreparedCopy {
         instruction,
         dest,
         sources,
         chmod,
         chown: spec.chown.clone(),
+        unpack,
     })
 }
 
@@ -189,7 +209,10 @@ pub fn checksum(tree: &dyn SourceTree, copy: &PreparedCopy) -> Result<Digest, Co
     let mut digests = digests.into_iter();
 
     let mut hasher = Sha256::new();
-    hasher.update(format!("{}\0{}\0", copy.instruction, copy.dest));
+    hasher.update(format!(
+        "{}\0{}\0{}\0",
+        copy.instruction, copy.dest, copy.unpack
+    ));
     hasher.update(format!("chown\0{}\0", copy.chown.as_deref().unwrap_or("")));
     let owner = |meta: &FileMeta| tree.forced_owner().unwrap_or((meta.uid, meta.gid));
     let perms = |meta: &FileMeta| match &copy.chmod {
@@ -272,6 +295,32 @@ fn content_digests(tree: &dyn SourceTree, files: &[&str]) -> Result<Vec<Digest>,
     Ok(out)
 }
 
+/// Materialises heredoc sources (`COPY <<EOF /dest`) as files in `dir`, the way BuildKit
+/// does (`Mkfile` with mode 0644, owned by root), and returns the tree to copy them from and
+/// their names (the heredoc names, used as the source paths).
+pub fn heredoc_tree(
+    dir: &Path,
+    docs: &[(String, String)],
+) -> Result<(crate::source::DirTree, Vec<String>), CopyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names = Vec::new();
+    for (name, content) in docs {
+        let rel = paths::confine(name);
+        let path = dir.join(&rel);
+        let io = |source| CopyError::DestIo {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, content).map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        names.push(rel);
+    }
+    Ok((crate::source::DirTree::with_owner(dir, (0, 0)), names))
+}
+
 /// Writes a prepared copy into `rootfs` (the step's mounted root).
 pub fn execute(
     rootfs: &Path,
@@ -294,6 +343,25 @@ pub fn execute(
     };
     let mut total = CopyStats::default();
     for source in &copy.sources {
+        if copy.unpack && source.root_meta.kind == FileKind::File {
+            let archive_path = tree.host_path(&source.root);
+            if archive::is_archive(&archive_path) {
+                // BuildKit: the destination is a directory (created, in-root) the archive is
+                // extracted into, keeping the ownership recorded in the archive.
+                let dest_tree = crate::source::DirTree::new(rootfs);
+                let rel =
+                    crate::source::resolve_for_create(&dest_tree, copy.dest.trim_end_matches('/'))?;
+                root.mkdir_all(&rel, attrs.chown.unwrap_or((0, 0)))?;
+                archive::extract(&archive_path, &rootfs.join(&rel)).map_err(|source_err| {
+                    CopyError::Extract {
+                        path: format!("/{}", source.root),
+                        source: source_err,
+                    }
+                })?;
+                total.files += 1;
+                continue;
+            }
+        }
         let stats = apply::copy_source(&root, tree, source, &copy.dest, &attrs)?;
         total.files += stats.files;
         total.bytes += stats.bytes;
