@@ -28,7 +28,7 @@ pub struct CopyCommand {
     pub link: bool,
     /// `--exclude` patterns, unexpanded.
     pub exclude: Vec<String>,
-    /// `--parents`.
+    /// `--parents` (COPY only).
     pub parents: bool,
     /// `--checksum` (ADD only), unexpanded.
     pub checksum: Option<String>,
@@ -63,17 +63,17 @@ pub(crate) fn parse_copy(
     let is_add = keyword == "add";
     let instruction = if is_add { "ADD" } else { "COPY" };
     use FlagType::{Bool, List, String as Str};
+    // The flags of BuildKit's reference: ADD has no --from and no --parents.
     let common: &[(&str, FlagType)] = &[
         ("chown", Str),
         ("chmod", Str),
         ("link", Bool),
         ("exclude", List),
-        ("parents", Bool),
     ];
     let extra: &[(&str, FlagType)] = if is_add {
         &[("checksum", Str), ("keep-git-dir", Bool), ("unpack", Bool)]
     } else {
-        &[("from", Str)]
+        &[("from", Str), ("parents", Bool)]
     };
     let spec: Vec<(&'static str, FlagType)> = common.iter().chain(extra).copied().collect();
     let flags = Flags::parse(flag_words, &spec)?;
