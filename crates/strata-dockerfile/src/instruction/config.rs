@@ -215,7 +215,7 @@ pub(crate) fn parse_healthcheck(
         if !args.is_empty() {
             return Err(ParseErrorKind::HealthcheckNoneArguments);
         }
-        super::no_flags(flag_words)?;
+        // BuildKit does not read flags for NONE: they are accepted and ignored.
         return Ok(Healthcheck::None);
     }
     let flags = Flags::parse(
