@@ -72,7 +72,7 @@ pub use instruction::{
     HealthcheckConfig, Instruction, KeyValue, Mount, MountSpec, MountType, NetworkMode,
     OnbuildCommand, RunCommand, RunProgram, SecurityMode, Sharing, StageName, exposed_ports,
 };
-pub use parse::{Dockerfile, Stage, parse, parse_trigger, parse_triggers};
+pub use parse::{Dockerfile, Stage, parse, parse_bytes, parse_trigger, parse_triggers};
 pub use plan::{
     ArgScope, BuildArgs, PLATFORM_ARGS, PROXY_ARGS, Plan, PlanError, PlanErrorKind, PlannedStage,
     StageRef, StageSource, plan,

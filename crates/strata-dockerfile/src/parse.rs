@@ -103,6 +103,12 @@ pub fn parse(source: &str) -> Result<Dockerfile, ParseError> {
     })
 }
 
+/// Parses Dockerfile bytes: invalid UTF-8 sequences become U+FFFD (a Dockerfile's syntax is
+/// ASCII; only words can carry other bytes), so any input gives a Dockerfile or an error.
+pub fn parse_bytes(source: &[u8]) -> Result<Dockerfile, ParseError> {
+    parse(&String::from_utf8_lossy(source))
+}
+
 /// Parses one ONBUILD trigger (as stored in a base image's config) with the same parser, for
 /// a child image that runs it right after its FROM.
 pub fn parse_trigger(expression: &str) -> Result<Instruction, ParseError> {

@@ -169,6 +169,7 @@ fn random_bytes_never_panic() {
         let len = rng.below(200);
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         check(&String::from_utf8_lossy(&bytes));
+        let _ = strata_dockerfile::parse_bytes(&bytes);
     }
 }
 
