@@ -104,6 +104,13 @@ fn source(source: &StageSource) -> String {
     }
 }
 
+/// Dumps one instruction (as in [`dockerfile`]), e.g. an expanded one.
+pub fn instruction(instruction: &Instruction) -> String {
+    let mut out = String::new();
+    write_instruction(&mut out, instruction);
+    out
+}
+
 fn write_instruction(out: &mut String, instruction: &Instruction) {
     for comment in &instruction.comments {
         let _ = writeln!(out, "  # {comment}");
