@@ -86,6 +86,17 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// Options for registries as docker sees them: credentials from `$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json` (a missing file means anonymous access).
+    pub fn from_docker_config() -> Result<ClientOptions> {
+        Ok(ClientOptions {
+            docker_config: Some(DockerConfig::load_default()?),
+            ..ClientOptions::default()
+        })
+    }
+}
+
 /// The authentication a registry asked for, learned from its first 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AuthScheme {

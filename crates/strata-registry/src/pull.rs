@@ -161,6 +161,10 @@ async fn fetch_blobs<R: Registry>(
     options: &PullOptions,
     events: EventSink<'_>,
 ) -> Result<()> {
+    // Everything present: an up-to-date image, about which docker says nothing per layer.
+    if blobs.iter().all(|(digest, _, _)| store.has_blob(digest)) {
+        return Ok(());
+    }
     let mut missing = Vec::new();
     for &(digest, size, is_config) in blobs {
         if store.has_blob(&digest) {

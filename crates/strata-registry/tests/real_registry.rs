@@ -125,6 +125,15 @@ fn pull_every_fixture_push_to_a_new_registry_and_pull_back() {
         assert_eq!(stored.manifest_digest, pulled.manifest_digest);
         assert_eq!(stored.config_digest, pulled.config_digest);
         assert!(events.count(|s| *s == BlobStatus::PullComplete) >= 1);
+        // golang and gcc are built on debian: its layer is already in the store.
+        if ["library/golang", "library/gcc"].contains(repository) {
+            assert_eq!(
+                events.count(|s| *s == BlobStatus::AlreadyExists),
+                1,
+                "{:?}",
+                events.statuses()
+            );
+        }
 
         // Pulling again downloads nothing and reports "up to date".
         let again = Recorder::default();
@@ -138,14 +147,8 @@ fn pull_every_fixture_push_to_a_new_registry_and_pull_back() {
             ))
             .expect("second pull");
         assert!(!second.updated);
-        assert_eq!(
-            again.count(|s| matches!(s, BlobStatus::Downloading { .. })),
-            0
-        );
-        assert_eq!(
-            again.count(|s| *s == BlobStatus::AlreadyExists),
-            stored.manifest.layers().len() + 1
-        );
+        // Up to date: nothing to say per layer, as docker says nothing.
+        assert_eq!(again.statuses(), vec![]);
 
         // Push under a new name: the manifest goes out byte for byte.
         let name = repository.replace("library/", "strata-test/");
