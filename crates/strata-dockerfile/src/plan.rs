@@ -267,29 +267,7 @@ pub fn plan(
             .map(|e| e.value)
             .map_err(|e| error(span, e.into()))
     };
-
-    let mut globals: Vec<(String, String)> = PLATFORM_ARGS
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for instruction in &dockerfile.global_args {
-        if let Command::Arg(decls) = &instruction.command {
-            for decl in decls {
-                let name = expand(&decl.name, &globals, instruction.span)?;
-                let value = match build_args.get(&name) {
-                    Some(value) => Some(value.to_string()),
-                    None => decl
-                        .default
-                        .as_deref()
-                        .map(|d| expand(d, &globals, instruction.span))
-                        .transpose()?,
-                };
-                if let Some(value) = value {
-                    globals.push((name, value));
-                }
-            }
-        }
-    }
+    let globals = global_args(dockerfile, build_args, &lexer)?;
 
     let stages = &dockerfile.stages;
     let Some(last) = stages.last() else {
@@ -372,15 +350,10 @@ pub fn plan(
             _ => StageSource::Image(image),
         };
         let refs = stage_refs(stage, &globals, build_args, &lexer, &resolve)?;
-        let mut deps: Vec<usize> = refs
-            .iter()
-            .chain(std::iter::once(&StageRef {
-                command: 0,
-                mount: None,
-                source: base.clone(),
-            }))
-            .filter_map(|r| match r.source {
-                StageSource::Stage(i) => Some(i),
+        let mut deps: Vec<usize> = std::iter::once(&base)
+            .chain(refs.iter().map(|r| &r.source))
+            .filter_map(|source| match source {
+                StageSource::Stage(i) => Some(*i),
                 _ => None,
             })
             .collect();
@@ -441,6 +414,45 @@ pub fn plan(
         global_args: globals,
         unused_build_args,
     })
+}
+
+/// The global ARGs: the automatic platform ARGs, then each ARG before the first FROM with its
+/// build arg or (expanded) default; an ARG with neither stays undefined.
+fn global_args(
+    dockerfile: &Dockerfile,
+    build_args: &BuildArgs,
+    lexer: &Lexer,
+) -> Result<Vec<(String, String)>, PlanError> {
+    let mut globals: Vec<(String, String)> = PLATFORM_ARGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for instruction in &dockerfile.global_args {
+        let Command::Arg(decls) = &instruction.command else {
+            continue;
+        };
+        let expand = |word: &str, env: &Vec<(String, String)>| {
+            lexer
+                .expand_word(word, env)
+                .map(|e| e.value)
+                .map_err(|e| error(instruction.span, e.into()))
+        };
+        for decl in decls {
+            let name = expand(&decl.name, &globals)?;
+            let value = match build_args.get(&name) {
+                Some(value) => Some(value.to_string()),
+                None => decl
+                    .default
+                    .as_deref()
+                    .map(|d| expand(d, &globals))
+                    .transpose()?,
+            };
+            if let Some(value) = value {
+                globals.push((name, value));
+            }
+        }
+    }
+    Ok(globals)
 }
 
 /// Resolves a stage's `COPY --from` (expanded with the global ARGs and the ARGs declared in the
