@@ -23,10 +23,12 @@ enum Token {
     Star,
 }
 
-/// A compiled pattern: a program for the Pike VM.
+/// A compiled pattern: a program for the Pike VM, or the plain text when it has no wildcard.
 #[derive(Debug)]
 pub(crate) struct Pattern {
     program: Vec<Inst>,
+    /// The pattern's characters when it is all literals (the common case), searched directly.
+    literal: Option<Vec<char>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +74,13 @@ impl Pattern {
     /// Compiles `pattern`; `greedy` makes `*` match the longest run instead of the shortest.
     pub(crate) fn compile(pattern: &str, greedy: bool) -> Result<Pattern, PatternError> {
         let tokens = tokenize(pattern)?;
+        let literal = tokens
+            .iter()
+            .map(|t| match t {
+                Token::Literal(c) => Some(*c),
+                Token::AnyChar | Token::Star => None,
+            })
+            .collect();
         let mut program = Vec::with_capacity(tokens.len() * 3 + 1);
         for token in tokens {
             match token {
@@ -91,26 +100,62 @@ impl Pattern {
             }
         }
         program.push(Inst::Match);
-        Ok(Pattern { program })
+        Ok(Pattern { program, literal })
     }
 
-    /// The leftmost-first match starting at or after `from` (only at `from` when `anchored`),
-    /// as a char index range into `text`.
+    /// A search state for this pattern, reusable across searches over the same or other texts.
+    pub(crate) fn searcher(&self) -> Searcher<'_> {
+        Searcher {
+            pattern: self,
+            current: Threads::new(self.program.len()),
+            next: Threads::new(self.program.len()),
+            stack: Vec::new(),
+        }
+    }
+
+    /// See [`Searcher::find`].
+    #[cfg(test)]
     pub(crate) fn find(
         &self,
         text: &[char],
         from: usize,
         anchored: bool,
     ) -> Option<(usize, usize)> {
-        let mut current = Threads::new(self.program.len());
-        let mut next = Threads::new(self.program.len());
-        let mut stack = Vec::new();
+        self.searcher().find(text, from, anchored)
+    }
+}
+
+/// The buffers of a Pike VM run, kept between searches.
+#[derive(Debug)]
+pub(crate) struct Searcher<'p> {
+    pattern: &'p Pattern,
+    current: Threads,
+    next: Threads,
+    stack: Vec<usize>,
+}
+
+impl Searcher<'_> {
+    /// The leftmost-first match starting at or after `from` (only at `from` when `anchored`),
+    /// as a char index range into `text`.
+    pub(crate) fn find(
+        &mut self,
+        text: &[char],
+        from: usize,
+        anchored: bool,
+    ) -> Option<(usize, usize)> {
+        if let Some(literal) = &self.pattern.literal {
+            return find_literal(literal, text, from, anchored);
+        }
+        let program = &self.pattern.program;
+        let (current, next, stack) = (&mut self.current, &mut self.next, &mut self.stack);
+        current.clear();
+        next.clear();
         let mut found = None;
         let mut pos = from;
         loop {
             if found.is_none() && (!anchored || pos == from) {
                 // a thread starting here has the lowest priority: leftmost matches win
-                current.add(&self.program, 0, pos, &mut stack);
+                current.add(program, 0, pos, stack);
             }
             if current.is_empty() && (found.is_some() || anchored) {
                 break;
@@ -118,7 +163,7 @@ impl Pattern {
             let ch = text.get(pos).copied();
             for i in 0..current.list.len() {
                 let (pc, start) = current.list[i];
-                match self.program[pc] {
+                match program[pc] {
                     Inst::Match => {
                         found = Some((start, pos));
                         // every remaining thread has a lower priority than this match
@@ -126,12 +171,12 @@ impl Pattern {
                     }
                     Inst::Char(c) => {
                         if ch == Some(c) {
-                            next.add(&self.program, pc + 1, start, &mut stack);
+                            next.add(program, pc + 1, start, stack);
                         }
                     }
                     Inst::AnyNotNewline => {
                         if matches!(ch, Some(c) if c != '\n') {
-                            next.add(&self.program, pc + 1, start, &mut stack);
+                            next.add(program, pc + 1, start, stack);
                         }
                     }
                     Inst::Split(..) | Inst::Jump(_) => {}
@@ -140,7 +185,7 @@ impl Pattern {
             if pos >= text.len() {
                 break;
             }
-            std::mem::swap(&mut current, &mut next);
+            std::mem::swap(current, next);
             next.clear();
             pos += 1;
         }
@@ -148,18 +193,41 @@ impl Pattern {
     }
 }
 
-/// An ordered set of VM threads (program counter, match start), in priority order.
+fn find_literal(
+    literal: &[char],
+    text: &[char],
+    from: usize,
+    anchored: bool,
+) -> Option<(usize, usize)> {
+    let rest = text.get(from..)?;
+    if anchored {
+        return rest
+            .starts_with(literal)
+            .then_some((from, from + literal.len()));
+    }
+    if literal.is_empty() {
+        return Some((from, from));
+    }
+    rest.windows(literal.len())
+        .position(|window| window == literal)
+        .map(|i| (from + i, from + i + literal.len()))
+}
+
+/// An ordered set of VM threads (program counter, match start), in priority order. `seen`
+/// holds the generation in which a state was added, so clearing is O(1).
 #[derive(Debug)]
 struct Threads {
     list: Vec<(usize, usize)>,
-    seen: Vec<bool>,
+    seen: Vec<u32>,
+    generation: u32,
 }
 
 impl Threads {
     fn new(len: usize) -> Threads {
         Threads {
             list: Vec::new(),
-            seen: vec![false; len],
+            seen: vec![0; len],
+            generation: 1,
         }
     }
 
@@ -168,19 +236,23 @@ impl Threads {
     }
 
     fn clear(&mut self) {
-        // jumps and splits were marked too, not only the listed states
-        self.seen.iter_mut().for_each(|s| *s = false);
         self.list.clear();
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // after 4 billion steps the stamps could collide: start over
+            self.seen.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
     }
 
     /// Follows jumps and splits from `pc` in priority order, adding the consuming states.
     fn add(&mut self, program: &[Inst], pc: usize, start: usize, stack: &mut Vec<usize>) {
         stack.push(pc);
         while let Some(pc) = stack.pop() {
-            if self.seen[pc] {
+            if self.seen[pc] == self.generation {
                 continue;
             }
-            self.seen[pc] = true;
+            self.seen[pc] = self.generation;
             match program[pc] {
                 Inst::Jump(to) => stack.push(to),
                 Inst::Split(first, second) => {
@@ -222,7 +294,7 @@ pub(crate) fn trim_prefix(
 ) -> Result<String, PatternError> {
     let compiled = Pattern::compile(pattern, greedy)?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(match compiled.find(&chars, 0, true) {
+    Ok(match compiled.searcher().find(&chars, 0, true) {
         Some((_, end)) => chars[end..].iter().collect(),
         None => value.to_owned(),
     })
@@ -248,7 +320,7 @@ pub(crate) fn replace_first(
 ) -> Result<String, PatternError> {
     let compiled = Pattern::compile(pattern, true)?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(match compiled.find(&chars, 0, false) {
+    Ok(match compiled.searcher().find(&chars, 0, false) {
         Some((start, end)) => {
             let mut out: String = chars[..start].iter().collect();
             out.push_str(replacement);
@@ -272,8 +344,9 @@ pub(crate) fn replace_all(
     let mut out = String::with_capacity(value.len());
     let mut last_end = 0;
     let mut search = 0;
+    let mut searcher = compiled.searcher();
     while search <= chars.len() {
-        let Some((start, end)) = compiled.find(&chars, search, false) else {
+        let Some((start, end)) = searcher.find(&chars, search, false) else {
             break;
         };
         out.extend(&chars[last_end..start]);
@@ -372,6 +445,30 @@ mod tests {
         assert_eq!(unanchored.find(&text, 0, false), Some((2, 3)));
         assert_eq!(unanchored.find(&text, 3, false), Some((3, 4)));
         assert_eq!(unanchored.find(&text, 4, false), None);
+    }
+
+    #[test]
+    fn literal_search_agrees_with_the_vm() {
+        let texts = ["", "a", "abcabc", "a\nb\nab", "xxyy", "한국어한국"];
+        let patterns = ["", "a", "ab", "b\nab", "bc", "국", "yy", "zz", "\\*"];
+        for pattern in patterns {
+            let mut compiled = Pattern::compile(pattern, true).unwrap_or_else(|e| panic!("{e:?}"));
+            for text in texts {
+                let text: Vec<char> = text.chars().collect();
+                for from in 0..=text.len() {
+                    for anchored in [false, true] {
+                        let fast = compiled.find(&text, from, anchored);
+                        let literal = compiled.literal.take();
+                        let slow = compiled.find(&text, from, anchored);
+                        compiled.literal = literal;
+                        assert_eq!(
+                            fast, slow,
+                            "{pattern:?} in {text:?} from {from} anchored {anchored}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
