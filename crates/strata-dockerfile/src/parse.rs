@@ -136,6 +136,9 @@ pub fn parse_triggers(expressions: &[&str]) -> Result<Vec<Instruction>, ParseErr
 
 /// RUN, COPY and ADD in shell form read heredoc bodies (also behind ONBUILD).
 fn wants_heredocs(line: &str, _escape: char) -> bool {
+    if !line.contains("<<") {
+        return false;
+    }
     let (keyword, _, rest) = split_command(line);
     let (keyword, rest) = if keyword.eq_ignore_ascii_case("onbuild") {
         let (keyword, _, rest) = split_command(rest);
