@@ -227,7 +227,7 @@ impl PlanError {
 /// Why a plan cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanErrorKind {
-    #[error("the Dockerfile has no build stage (no FROM instruction)")]
+    #[error("dockerfile contains no stages to build (no FROM instruction)")]
     NoStages,
     #[error("target stage {target:?} could not be found")]
     UnknownTarget { target: String },
@@ -271,8 +271,9 @@ pub fn plan(
 
     let stages = &dockerfile.stages;
     let Some(last) = stages.last() else {
+        // Only global ARGs: point at the last one.
         return Err(PlanError {
-            span: None,
+            span: dockerfile.global_args.last().map(|i| i.span),
             kind: PlanErrorKind::NoStages,
         });
     };
