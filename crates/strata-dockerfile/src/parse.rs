@@ -167,3 +167,59 @@ pub(crate) fn parse_instruction(
         command,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruction::{CommandLine, OnbuildCommand};
+
+    #[test]
+    fn onbuild_triggers_round_trip_through_the_parser() {
+        let source = "FROM alpine\nONBUILD RUN <<EOF\necho triggered\nEOF\nONBUILD COPY --chown=app . /src\n";
+        let df = parse(source).unwrap();
+        let expressions: Vec<&str> = df.stages[0]
+            .commands
+            .iter()
+            .filter_map(|i| match &i.command {
+                Command::Onbuild(OnbuildCommand { expression }) => Some(expression.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            expressions,
+            ["RUN <<EOF\necho triggered\nEOF", "COPY --chown=app . /src"]
+        );
+        let triggers = parse_triggers(&expressions).unwrap();
+        let Command::Run(run) = &triggers[0].command else {
+            panic!("{:?}", triggers[0]);
+        };
+        assert_eq!(run.command, CommandLine::Shell("<<EOF".into()));
+        assert_eq!(run.heredocs[0].content(), "echo triggered\n");
+        let Command::Copy(copy) = &triggers[1].command else {
+            panic!("{:?}", triggers[1]);
+        };
+        assert_eq!(copy.chown.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn forbidden_triggers_are_refused() {
+        for (trigger, want) in [
+            ("ONBUILD RUN x", ParseErrorKind::OnbuildChaining),
+            (
+                "from alpine",
+                ParseErrorKind::OnbuildTrigger {
+                    keyword: "FROM".into(),
+                },
+            ),
+            (
+                "MAINTAINER me",
+                ParseErrorKind::OnbuildTrigger {
+                    keyword: "MAINTAINER".into(),
+                },
+            ),
+        ] {
+            assert_eq!(parse_trigger(trigger).unwrap_err().kind, want, "{trigger}");
+        }
+        assert!(parse_trigger("").is_err());
+    }
+}
