@@ -242,14 +242,14 @@ impl Warning {
         }
     }
 
-    /// The detailed form `docker build --check` prints: a `WARN:` header with the link, the
-    /// message, then the source snippet with the lines marked.
+    /// The detailed form `docker build --check` prints: an empty line, a `WARNING:` header with
+    /// the link, the message, then the source snippet with the lines marked.
     pub fn render(&self, file_name: &str, source: &str) -> String {
         let snippet = crate::error::render_snippet(file_name, source, self.span, "");
         // the snippet ends with an `ERROR:` line meant for errors; a warning has none
         let snippet = snippet.strip_suffix("ERROR: \n").unwrap_or(&snippet);
         format!(
-            "WARN: {} - {}\n{}\n{}",
+            "\nWARNING: {} - {}\n{}\n{}",
             self.rule, self.url, self.message, snippet
         )
     }

@@ -103,7 +103,7 @@ fn warnings_render_as_docker_build_check_does() {
     assert_eq!(
         rendered,
         [
-            "WARN: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n\
+            "\nWARNING: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n\
           'as' and 'FROM' keywords' casing do not match\n\
           Dockerfile:1\n\
           --------------------\n   1 | >>> FROM busybox as base\n   2 |     RUN true\n   3 |     \n\
