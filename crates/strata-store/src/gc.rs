@@ -11,7 +11,6 @@ use std::fs::{self, File};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use strata_image::Digest;
 
 use crate::Store;
@@ -52,22 +51,6 @@ pub struct GcReport {
     pub snapshots_removed: Vec<Digest>,
     /// Snapshot directories and ingest files left behind by crashed processes.
     pub stale_removed: usize,
-}
-
-/// The chain_ids of a layer stack (OCI image spec): the first is the first diff_id, each next
-/// one is the sha256 of "<previous chain_id> <diff_id>".
-pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for diff_id in diff_ids {
-        let next = match out.last() {
-            None => *diff_id,
-            Some(prev) => {
-                Digest::from_bytes(Sha256::digest(format!("{prev} {diff_id}").as_bytes()).into())
-            }
-        };
-        out.push(next);
-    }
-    out
 }
 
 fn valid_root_name(name: &str) -> bool {
@@ -246,7 +229,7 @@ impl Store {
             if let Some(child) = doc.get("config").and_then(descriptor_digest) {
                 blobs.insert(child);
                 if let Some(ids) = self.config_diff_ids(&child) {
-                    chains.extend(chain_ids(&ids));
+                    chains.extend(strata_image::chain_id(&ids));
                     diff_ids.extend(ids);
                 }
             }

@@ -21,6 +21,7 @@
 //! takes it exclusively, so garbage collection never deletes content another process has
 //! written but not yet tagged.
 
+mod archive;
 mod blobs;
 mod cache;
 mod error;
@@ -36,6 +37,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use archive::StoreSink;
 pub use blobs::{Committed, Ingest, VerifyingReader};
 pub use cache::CacheRecord;
 pub use error::{Result, StoreError};
@@ -99,6 +101,10 @@ impl Store {
             "layers",
         ] {
             ensure_dir(&store.root.join(dir))?;
+        }
+        // Created up front so the set of files only changes with content.
+        for lock in ["index.lock", "gc.lock"] {
+            lock::touch(&store.root.join(lock))?;
         }
         Ok(store)
     }

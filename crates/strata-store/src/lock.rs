@@ -24,6 +24,11 @@ fn open(path: &Path) -> Result<File> {
         .ctx("open lock file", path)
 }
 
+/// Creates the lock file if missing.
+pub(crate) fn touch(path: &Path) -> Result<()> {
+    open(path).map(drop)
+}
+
 /// Blocks until the exclusive lock on `path` is held.
 pub(crate) fn exclusive(path: &Path) -> Result<Guard> {
     let file = open(path)?;

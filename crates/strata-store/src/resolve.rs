@@ -65,6 +65,16 @@ pub fn classify(query: &str, normalize: impl Fn(&str) -> Option<String>) -> Resu
 }
 
 impl Store {
+    /// Finds the image `query` names: a reference (normalized as docker does), `sha256:<id>`,
+    /// a full IMAGE ID or a unique prefix of one.
+    pub fn resolve(&self, query: &str) -> Result<Image> {
+        self.resolve_with(query, |s| {
+            strata_image::Reference::parse(s)
+                .ok()
+                .map(|r| r.to_string())
+        })
+    }
+
     /// Finds the image `query` names, with `normalize` giving the full form of a reference.
     /// Ambiguous id prefixes are refused, as docker does.
     pub fn resolve_with(

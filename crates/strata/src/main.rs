@@ -1,6 +1,8 @@
 //! The `strata` binary: argument parsing and output only; the work lives in the library crates.
 
 mod commands;
+mod output;
+mod store;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod history;
+pub mod image;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
+pub mod rmi;
+pub mod save;
+pub mod system;
+pub mod tag;
+
 /// strata: a daemonless, docker-compatible container image builder.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, max_term_width = 100)]
@@ -37,6 +48,26 @@ pub struct Global {
 pub enum Command {
     /// Show the strata version
     Version,
+    /// List images
+    Images(images::Args),
+    /// Show the history of an image
+    History(history::Args),
+    /// Display detailed information on one or more images
+    Inspect(inspect::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::Args),
+    /// Remove one or more images
+    Rmi(rmi::Args),
+    /// Manage images
+    Image(image::Args),
+    /// Manage strata (disk usage)
+    System(system::Args),
+    /// Load images from a tar archive or STDIN
+    Load(load::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::Args),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(import::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,5 +78,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("strata {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Images(args) => images::run(global, args),
+        Command::History(args) => history::run(global, args),
+        Command::Inspect(args) => inspect::run(global, args),
+        Command::Tag(args) => tag::run(global, args),
+        Command::Rmi(args) => rmi::run(global, args),
+        Command::Image(args) => image::run(global, args),
+        Command::System(args) => system::run(global, args),
+        Command::Load(args) => load::run(global, args),
+        Command::Save(args) => save::run(global, args),
+        Command::Import(args) => import::run(global, args),
     }
 }
