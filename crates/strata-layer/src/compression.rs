@@ -10,65 +10,16 @@ use std::io::{self, BufReader, Read, Write};
 
 use strata_image::{Digest, Sha256Writer};
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// How a layer blob is compressed: strata-image's type (media types, magic-byte detection), re-exported
+/// under the name this crate's API uses.
+pub use strata_image::LayerCompression as Compression;
 
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// The compression a layer media type declares (OCI and docker types, including the
-    /// non-distributable variants); `None` for a media type that is not a layer.
-    pub fn from_media_type(media_type: &str) -> Option<Compression> {
-        match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                Some(Compression::Gzip)
-            }
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-
-    /// The compression whose magic bytes start `prefix` (plain tar otherwise).
-    pub fn sniff(prefix: &[u8]) -> Compression {
-        if prefix.starts_with(GZIP_MAGIC) {
-            Compression::Gzip
-        } else if prefix.starts_with(ZSTD_MAGIC) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// The OCI layer media type for this compression.
-    pub fn oci_media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-
-    /// The default level: gzip 6 as `gzip`/Go's default, zstd 3 as the zstd CLI's default.
-    pub fn default_level(self) -> i32 {
-        match self {
-            Compression::None => 0,
-            Compression::Gzip => 6,
-            Compression::Zstd => 3,
-        }
+/// The default level of `compression`: gzip 6 as `gzip` and Go's default, zstd 3 as the zstd CLI's.
+pub fn default_level(compression: Compression) -> i32 {
+    match compression {
+        Compression::None => 0,
+        Compression::Gzip => 6,
+        Compression::Zstd => 3,
     }
 }
 
@@ -87,7 +38,7 @@ pub fn decompressed<'a, R: Read + 'a>(mut reader: R) -> io::Result<Box<dyn Read 
             Err(e) => return Err(e),
         }
     }
-    let compression = Compression::sniff(&magic[..n]);
+    let compression = Compression::detect(&magic[..n]);
     let prefixed = io::Cursor::new(magic).take(n as u64).chain(reader);
     decompressed_as(prefixed, compression)
 }

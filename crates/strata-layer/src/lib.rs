@@ -20,6 +20,8 @@ mod tarfmt;
 mod write;
 
 pub use apply::{ApplyStats, apply_layer, unpack_overlay_diff};
-pub use compression::{Compressed, Compression, compress, decompressed, decompressed_as};
+pub use compression::{
+    Compressed, Compression, compress, decompressed, decompressed_as, default_level,
+};
 pub use error::{ApplyError, WriteError};
 pub use write::{LayerInfo, WriteOptions, write_layer, write_overlay_diff};

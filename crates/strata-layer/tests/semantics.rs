@@ -374,7 +374,7 @@ fn compressed_layers_apply_with_the_same_diff_id() {
             &layer[..],
             &mut blob,
             compression,
-            compression.default_level(),
+            strata_layer::default_level(compression),
             2,
         )
         .unwrap();
@@ -426,40 +426,6 @@ fn decompression_is_detected_by_magic_bytes() {
     .unwrap();
     assert_eq!(short, b"ab");
     let _ = std::io::sink().flush();
-}
-
-#[test]
-fn media_types() {
-    let table = [
-        (
-            "application/vnd.oci.image.layer.v1.tar",
-            Some(Compression::None),
-        ),
-        (
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            Some(Compression::Gzip),
-        ),
-        (
-            "application/vnd.oci.image.layer.v1.tar+zstd",
-            Some(Compression::Zstd),
-        ),
-        (
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Some(Compression::Gzip),
-        ),
-        (
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-            Some(Compression::Gzip),
-        ),
-        ("application/vnd.oci.image.config.v1+json", None),
-    ];
-    for (media_type, want) in table {
-        assert_eq!(
-            Compression::from_media_type(media_type),
-            want,
-            "{media_type}"
-        );
-    }
 }
 
 #[test]
