@@ -15,6 +15,10 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
+pub mod pull;
+pub mod push;
 pub mod rmi;
 pub mod save;
 pub mod system;
@@ -68,6 +72,14 @@ pub enum Command {
     Save(save::Args),
     /// Import the contents from a tarball to create a filesystem image
     Import(import::Args),
+    /// Download an image from a registry
+    Pull(pull::Args),
+    /// Upload an image to a registry
+    Push(push::Args),
+    /// Log in to a registry
+    Login(login::Args),
+    /// Log out from a registry
+    Logout(logout::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -88,5 +100,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(global, args),
         Command::Save(args) => save::run(global, args),
         Command::Import(args) => import::run(global, args),
+        Command::Pull(args) => pull::run(global, args),
+        Command::Push(args) => push::run(global, args),
+        Command::Login(args) => login::run(global, args),
+        Command::Logout(args) => logout::run(global, args),
     }
 }
