@@ -175,3 +175,30 @@ fn random_input_never_panics() {
     }
     assert!(cases >= 200, "only {cases} cases ran in {budget:?}");
 }
+
+/// Deep nesting must end in an error (or a result), not a stack overflow, even on a small stack.
+#[test]
+fn deep_nesting_never_overflows_the_stack() {
+    let depth = 20_000;
+    let sources = [
+        format!(
+            "FROM busybox\nENV A={}x{}\n",
+            "${a:-".repeat(depth),
+            "}".repeat(depth)
+        ),
+        format!("FROM busybox\nCMD {}\n", "[".repeat(depth)),
+        format!("FROM busybox\nLABEL a=\"{}\"\n", "\\\"".repeat(depth)),
+        format!("FROM busybox\n{}RUN true\n", "ONBUILD ".repeat(depth)),
+        format!(
+            "FROM busybox\nRUN --mount={}\n",
+            "type=cache,".repeat(depth)
+        ),
+    ];
+    for source in sources {
+        let outcome = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || exercise(&source))
+            .map(|handle| handle.join());
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+    }
+}

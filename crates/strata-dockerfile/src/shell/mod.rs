@@ -114,6 +114,11 @@ pub enum ShellErrorKind {
         /// The variable was set to the empty string (only an error with `:?`).
         empty: bool,
     },
+    /// `${a:-${b:-${c:-...}}}` nested deeper than [`MAX_NESTING`]: refused so that a hostile
+    /// word cannot exhaust the stack (BuildKit, in Go, has no limit; real Dockerfiles nest a few
+    /// levels).
+    #[error("substitutions nested deeper than {limit} levels")]
+    TooDeep { limit: usize },
     /// A `#`, `%` or `/` pattern with a backslash before something other than `*`, `?`, `\`, `}` or `/`.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{}'", escaped.unwrap_or('\u{FFFD}'))]
     InvalidPattern {
@@ -263,6 +268,9 @@ impl Words {
     }
 }
 
+/// How deeply `${...}` may nest inside another `${...}`'s word.
+pub const MAX_NESTING: usize = 100;
+
 /// The state of one expansion.
 struct Scan<'a> {
     lexer: &'a Lexer,
@@ -270,6 +278,8 @@ struct Scan<'a> {
     pos: usize,
     env: &'a dyn Env,
     raw_escapes: bool,
+    /// Current `${...}` nesting.
+    depth: usize,
     matched: Vec<String>,
     unmatched: Vec<String>,
 }
@@ -288,6 +298,7 @@ impl<'a> Scan<'a> {
             pos,
             env,
             raw_escapes: lexer.raw_escapes,
+            depth: 0,
             matched: Vec::new(),
             unmatched: Vec::new(),
         }
@@ -438,8 +449,18 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// `$name`, `${name}` and `${name<modifier>word}`.
+    /// `$name`, `${name}` and `${name<modifier>word}`, at most [`MAX_NESTING`] levels deep.
     fn process_dollar(&mut self) -> Result<String, Failure> {
+        if self.depth >= MAX_NESTING {
+            return Err((self.pos, ShellErrorKind::TooDeep { limit: MAX_NESTING }));
+        }
+        self.depth += 1;
+        let result = self.process_dollar_at_depth();
+        self.depth -= 1;
+        result
+    }
+
+    fn process_dollar_at_depth(&mut self) -> Result<String, Failure> {
         let start = self.pos;
         self.next();
         if self.peek() != Some('{') {

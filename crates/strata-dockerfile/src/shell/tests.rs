@@ -323,3 +323,33 @@ fn a_leading_byte_order_mark_is_ignored() {
         Ok("a".to_owned())
     );
 }
+
+#[test]
+fn deep_nesting_is_refused_before_the_stack_runs_out() {
+    let env = env_of(&[]);
+    let nested = |depth: usize| format!("{}x{}", "${a:-".repeat(depth), "}".repeat(depth));
+    let lexer = Lexer::default();
+    assert_eq!(
+        lexer
+            .expand_word(&nested(MAX_NESTING), &env)
+            .map(|e| e.value),
+        Ok("x".to_owned())
+    );
+    // a small thread stack, as async runtimes give their workers
+    let deep = nested(50_000);
+    let outcome = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            Lexer::default()
+                .expand_word(&deep, &env_of(&[]))
+                .map_err(|e| e.kind)
+        })
+        .map(|handle| handle.join());
+    assert!(
+        matches!(
+            outcome,
+            Ok(Ok(Err(ShellErrorKind::TooDeep { limit: MAX_NESTING })))
+        ),
+        "{outcome:?}"
+    );
+}
