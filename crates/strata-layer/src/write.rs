@@ -46,7 +46,7 @@ pub struct WriteOptions<'a> {
     pub source_date_epoch: Option<i64>,
     /// Paths (relative to the tree, no leading `/`) to leave out, with everything below them; e.g. the
     /// mount points a runtime created in an upperdir.
-    pub exclude: Option<&'a dyn Fn(&Path) -> bool>,
+    pub exclude: Option<&'a (dyn Fn(&Path) -> bool + Sync)>,
 }
 
 impl fmt::Debug for WriteOptions<'_> {
