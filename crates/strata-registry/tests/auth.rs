@@ -292,3 +292,100 @@ fn bearer_token_refusals_are_precise() {
         "{err}"
     );
 }
+
+#[test]
+fn blob_redirects_are_followed_without_credentials() {
+    let rt = runtime();
+    let (_dir, store, image) = busybox(&rt);
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    let authed = client(&[(&host, USER, PASSWORD)]);
+    let target = reference(&format!("{host}/redirect/busybox:1"));
+    rt.block_on(push(
+        &authed,
+        &store,
+        &image,
+        &target,
+        &PushOptions::default(),
+        &ignore,
+    ))
+    .expect("push");
+
+    front.redirect_blobs(registry.port);
+    let (_b, fresh) = empty_store();
+    let pulled = rt
+        .block_on(pull(
+            &authed,
+            &fresh,
+            &target,
+            &PullOptions::default(),
+            &ignore,
+        ))
+        .expect("pull via redirects");
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+    let seen = front.state().storage_requests.lock().expect("lock").clone();
+    // Config and layer came from the storage host, and the token stayed with the registry.
+    assert_eq!(seen, vec![false, false]);
+}
+
+#[test]
+fn identity_tokens_use_the_oauth2_refresh_flow() {
+    let rt = runtime();
+    let (_dir, store, image) = busybox(&rt);
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    front
+        .state()
+        .refresh_tokens
+        .lock()
+        .expect("lock")
+        .push("refresh-123".into());
+
+    // `<token>` as the user marks an identity token, as docker's helpers and config do.
+    let oauth = client(&[(&host, "<token>", "refresh-123")]);
+    let target = reference(&format!("{host}/oauth/busybox:1"));
+    rt.block_on(push(
+        &oauth,
+        &store,
+        &image,
+        &target,
+        &PushOptions::default(),
+        &ignore,
+    ))
+    .expect("push with an identity token");
+    rt.block_on(oauth.ping(&host)).expect("ping");
+
+    let stale = client(&[(&host, "<token>", "expired")]);
+    let err = rt
+        .block_on(stale.ping(&host))
+        .expect_err("unknown refresh token");
+    assert!(err.to_string().contains("invalid refresh token"), "{err}");
+}
+
+#[test]
+fn login_check_against_a_token_server() {
+    let rt = runtime();
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    rt.block_on(client(&[(&host, USER, PASSWORD)]).ping(&host))
+        .expect("good credentials");
+    let err = rt
+        .block_on(client(&[(&host, USER, "bad")]).ping(&host))
+        .expect_err("bad credentials");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The check asked for a token without any repository scope, as docker login does.
+    let requests = front.state().token_requests.lock().expect("lock").clone();
+    assert!(requests.iter().all(Vec::is_empty), "{requests:?}");
+}

@@ -181,6 +181,13 @@ pub struct TokenState {
     pub rejected: AtomicUsize,
     pub anonymous_pull: AtomicBool,
     counter: AtomicUsize,
+    /// When set, authorized blob downloads are redirected (307) to a "storage" server on
+    /// another loopback address, as registries redirect to a CDN.
+    storage_port: Mutex<Option<u16>>,
+    /// For each request the storage server got: whether it carried an Authorization header.
+    pub storage_requests: Mutex<Vec<bool>>,
+    /// Refresh tokens accepted by the OAuth2 `POST /token` flow (identity tokens).
+    pub refresh_tokens: Mutex<Vec<String>>,
 }
 
 impl TokenServer {
@@ -206,6 +213,38 @@ impl TokenServer {
 
     pub fn state(&self) -> &TokenState {
         &self.state
+    }
+
+    /// Redirects blob downloads to a storage server on 127.0.0.2 from now on.
+    pub fn redirect_blobs(&self, upstream_port: u16) {
+        let listener = TcpListener::bind("127.0.0.2:0").expect("bind storage server");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::clone(&self.state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&state);
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut reader = BufReader::new(stream.try_clone()?);
+                    let mut stream = stream;
+                    while let Some(request) = read_request(&mut reader)? {
+                        state
+                            .storage_requests
+                            .lock()
+                            .expect("lock")
+                            .push(request.header("authorization").is_some());
+                        let upstream = Request {
+                            method: "GET".into(),
+                            target: format!("/v2{}", request.target),
+                            headers: vec![("Host".into(), format!("127.0.0.1:{upstream_port}"))],
+                            body: Vec::new(),
+                        };
+                        proxy(&upstream, upstream_port, &mut stream)?;
+                    }
+                    Ok(())
+                });
+            }
+        });
+        *self.state.storage_port.lock().expect("lock") = Some(port);
     }
 }
 
@@ -369,6 +408,51 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
     let mut stream = stream;
     while let Some(request) = read_request(&mut reader)? {
         let path = request.target.clone();
+        if path.starts_with("/token") && request.method == "POST" {
+            let form = format!("?{}", String::from_utf8_lossy(&request.body));
+            let scopes: Vec<String> = query_values(&form, "scope")
+                .iter()
+                .flat_map(|s| s.split(' ').map(str::to_string))
+                .collect();
+            state
+                .token_requests
+                .lock()
+                .expect("lock")
+                .push(scopes.clone());
+            let refresh = query_values(&form, "refresh_token");
+            let accepted = query_values(&form, "grant_type") == ["refresh_token"]
+                && refresh.len() == 1
+                && state
+                    .refresh_tokens
+                    .lock()
+                    .expect("lock")
+                    .contains(&refresh[0]);
+            if !accepted {
+                state.rejected.fetch_add(1, Ordering::Relaxed);
+                respond(
+                    &mut stream,
+                    "401 Unauthorized",
+                    &[("Content-Type", "application/json".into())],
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid refresh token"}]}"#,
+                )?;
+                continue;
+            }
+            let n = state.counter.fetch_add(1, Ordering::Relaxed);
+            let token = format!("oauth-{n}");
+            state
+                .tokens
+                .lock()
+                .expect("lock")
+                .insert(token.clone(), scopes);
+            let body = format!(r#"{{"access_token":"{token}","expires_in":300,"scope":""}}"#);
+            respond(
+                &mut stream,
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                body.as_bytes(),
+            )?;
+            continue;
+        }
         if path.starts_with("/token") {
             let scopes: Vec<String> = query_values(&path, "scope")
                 .iter()
@@ -441,6 +525,21 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
                     ("Content-Type", "application/json".into()),
                 ],
                 br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )?;
+            continue;
+        }
+        let storage = *state.storage_port.lock().expect("lock");
+        if let Some(storage) = storage
+            && request.method == "GET"
+            && path.starts_with("/v2/")
+            && path.contains("/blobs/sha256:")
+        {
+            let location = format!("http://127.0.0.2:{storage}{}", &path[3..]);
+            respond(
+                &mut stream,
+                "307 Temporary Redirect",
+                &[("Location", location)],
+                b"",
             )?;
             continue;
         }
