@@ -90,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (compression, level, threads) in [
         (Compression::Gzip, 1, 1),
         (Compression::Gzip, 6, 1),
+        (Compression::Gzip, 6, 2),
         (Compression::Zstd, 3, 1),
         (Compression::Zstd, 3, 2),
         (Compression::Zstd, 1, 2),

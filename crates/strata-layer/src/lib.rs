@@ -15,6 +15,7 @@ mod apply;
 mod compression;
 mod error;
 pub mod name;
+mod pgzip;
 mod root;
 mod tarfmt;
 mod write;
