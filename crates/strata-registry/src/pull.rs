@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use strata_image::Digest;
 use strata_image::oci::image::{Descriptor, ImageManifest, MediaType};
 use strata_image::reference::Reference;
+use strata_image::{Digest, media};
 use strata_store::{Store, StoreError};
 
 use crate::error::{RegistryError, Result};
@@ -107,8 +107,19 @@ pub async fn pull<R: Registry>(
 
     let config = manifest.config();
     let config_digest = descriptor_digest(config, &shown)?;
+    // An artifact (Helm chart, signature…) is not an image: refuse it before downloading.
+    let unsupported = |media_type: String| RegistryError::UnsupportedMediaType {
+        reference: shown.clone(),
+        media_type,
+    };
+    if !media::is_config(&config.media_type().to_string()) {
+        return Err(unsupported(config.media_type().to_string()));
+    }
     let mut blobs = vec![(config_digest, config.size(), true)];
     for layer in manifest.layers() {
+        if !media::is_layer(&layer.media_type().to_string()) {
+            return Err(unsupported(layer.media_type().to_string()));
+        }
         blobs.push((descriptor_digest(layer, &shown)?, layer.size(), false));
     }
     fetch_blobs(registry, store, &repo, &blobs, options, events).await?;

@@ -280,3 +280,33 @@ fn index_entry_with_a_wrong_size() {
     );
     assert_nothing_left(&dir, &store, &[]);
 }
+
+#[test]
+fn artifacts_are_not_images() {
+    let registry = MemoryRegistry::new();
+    let config = registry.put_blob(&repo(), &b"{}"[..]);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [],
+    }))
+    .expect("manifest");
+    registry.put_manifest_bytes(&repo(), "chart", media::OCI_MANIFEST, manifest);
+    let (dir, store, result) = try_pull(&registry, "chart");
+    let err = result.expect_err("helm chart");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {REGISTRY}/{REPOSITORY}:chart: unsupported media type \"application/vnd.cncf.helm.config.v1+json\""
+        )
+    );
+    assert_nothing_left(&dir, &store, &[]);
+    assert!(
+        !registry
+            .log()
+            .iter()
+            .any(|op| matches!(op, Operation::GetBlob { .. })),
+        "downloaded an artifact"
+    );
+}
