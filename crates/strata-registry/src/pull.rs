@@ -112,12 +112,12 @@ pub async fn pull<R: Registry>(
         reference: shown.clone(),
         media_type,
     };
-    if !media::is_config(&config.media_type().to_string()) {
+    if !media::is_config(config.media_type().as_ref()) {
         return Err(unsupported(config.media_type().to_string()));
     }
     let mut blobs = vec![(config_digest, config.size(), true)];
     for layer in manifest.layers() {
-        if !media::is_layer(&layer.media_type().to_string()) {
+        if !media::is_layer(layer.media_type().as_ref()) {
             return Err(unsupported(layer.media_type().to_string()));
         }
         blobs.push((descriptor_digest(layer, &shown)?, layer.size(), false));
