@@ -439,10 +439,7 @@ async fn measure_run_overhead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_is_a_pty_the_runtime_proxies() {
-    // runc only: crun 1.8.1 proxies the terminal too, but under load it sometimes exits before
-    // copying the container's last output (seen 1 run in 8 at load ≈15), so a test of it here
-    // would be flaky. See the executor's module docs.
-    for kind in [RuntimeKind::Runc] {
+    for kind in runtimes().await {
         let setup = Setup::new();
         let mut spec = sh("tty; echo to-stderr >&2");
         spec.tty = true;
@@ -539,4 +536,11 @@ async fn concurrent_runs_do_not_disturb_each_other() {
         let (n, code, out) = task.await.unwrap();
         assert_eq!((code, out), (n, format!("{n}\n")));
     }
+    // They shared one rootfs: the last one out removed the mount points for all.
+    let left: Vec<String> = tree(&setup.busybox())
+        .into_keys()
+        .filter(|k| !k.contains('/'))
+        .collect();
+    assert_eq!(left, ["bin", "etc", "home", "root", "tmp", "usr", "var"]);
+    assert!(!setup.busybox().join("etc/hosts").exists());
 }

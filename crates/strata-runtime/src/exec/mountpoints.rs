@@ -13,6 +13,10 @@
 //! no change either (the overlay snapshotter drops such directories from the upper directory
 //! on commit).
 //!
+//! Runs sharing one rootfs at the same time (in one executor) share the bookkeeping: each run's
+//! record is kept until the last of them ends, which then cleans up for all (see
+//! `SharedRootfs`), so one run never removes a mount point another is still using.
+//!
 //! Destinations inside another mount (`/dev/pts` in the `/dev` tmpfs, a bind mount inside a
 //! bind mount) are not in the rootfs at all and are skipped.
 
@@ -104,6 +108,46 @@ pub(crate) fn prepare(rootfs: &Path, spec: &mut Spec) -> Result<MountPoints, Pat
     Ok(points)
 }
 
+/// The runs in progress on each rootfs, and the records of those that ended before the last.
+#[derive(Debug, Default)]
+pub(crate) struct ActiveRootfs {
+    runs: std::collections::HashMap<PathBuf, SharedRootfs>,
+}
+
+#[derive(Debug, Default)]
+struct SharedRootfs {
+    running: usize,
+    /// Records of runs that ended while others were still running, oldest first.
+    ended: Vec<MountPoints>,
+}
+
+impl ActiveRootfs {
+    /// A run on `rootfs` begins.
+    pub(crate) fn enter(&mut self, rootfs: &Path) {
+        self.runs.entry(rootfs.to_path_buf()).or_default().running += 1;
+    }
+
+    /// A run on `rootfs` ended with `points`: the records to clean up now (all of them when it
+    /// was the last run, none otherwise), newest first.
+    pub(crate) fn leave(&mut self, rootfs: &Path, points: MountPoints) -> Vec<MountPoints> {
+        let Some(shared) = self.runs.get_mut(rootfs) else {
+            return vec![points];
+        };
+        shared.running = shared.running.saturating_sub(1);
+        shared.ended.push(points);
+        if shared.running > 0 {
+            return Vec::new();
+        }
+        let mut all = self
+            .runs
+            .remove(rootfs)
+            .map(|shared| shared.ended)
+            .unwrap_or_default();
+        all.reverse();
+        all
+    }
+}
+
 impl MountPoints {
     /// The in-root paths recorded as missing before the run.
     #[cfg(test)]
@@ -121,12 +165,16 @@ impl MountPoints {
             let removed = if meta.is_dir() {
                 match fs::remove_dir(&host) {
                     Ok(()) => true,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
                     Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) => false,
                     Err(err) => return Err(err).at("remove mount point", &host),
                 }
             } else if meta.is_file() && meta.size() == 0 {
-                fs::remove_file(&host).at("remove mount point", &host)?;
-                true
+                match fs::remove_file(&host) {
+                    Ok(()) => true,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
+                    Err(err) => return Err(err).at("remove mount point", &host),
+                }
             } else {
                 false
             };

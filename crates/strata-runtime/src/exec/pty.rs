@@ -70,3 +70,67 @@ impl AsyncRead for MasterReader {
         }
     }
 }
+
+/// A socket on which a runtime run with `--console-socket` hands over the master side of the
+/// container's own pty (crun's way: the executor then reads the container's terminal directly,
+/// with nothing in between that could exit before copying the last output).
+#[derive(Debug)]
+pub(crate) struct ConsoleSocket {
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+}
+
+/// `sun_path` holds 108 bytes, the terminating NUL included.
+const MAX_SOCKET_PATH: usize = 107;
+
+impl ConsoleSocket {
+    /// Listen at `path`; `None` when the path is too long for a Unix socket.
+    pub(crate) fn bind(path: &Path) -> Result<Option<Self>, PathError> {
+        if path.as_os_str().len() > MAX_SOCKET_PATH {
+            return Ok(None);
+        }
+        let listener = tokio::net::UnixListener::bind(path).at("listen on", path)?;
+        Ok(Some(Self {
+            listener,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wait for the runtime to connect and send the pty master.
+    pub(crate) async fn receive(&self) -> std::io::Result<OwnedFd> {
+        let (stream, _) = self.listener.accept().await?;
+        loop {
+            stream.readable().await?;
+            match stream.try_io(tokio::io::Interest::READABLE, || receive_fd(&stream)) {
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Receive one file descriptor sent with `SCM_RIGHTS`.
+fn receive_fd(socket: impl AsFd) -> std::io::Result<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    // The runtime sends the pty's name along with it; only the descriptor matters.
+    let mut name = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    rustix::net::recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = message
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the console socket message carried no file descriptor",
+    ))
+}

@@ -7,11 +7,11 @@
 //! the container itself. The runtime's own errors go to a JSON log file in the bundle, which
 //! tells "the runtime failed" apart from "the process exited non-zero".
 //!
-//! A run with a terminal gets a pty from the executor (see `pty.rs`) unless the caller passes
-//! its own terminal through; the runtime proxies between it and the container's pty. Known
-//! limit: crun 1.8.1 sometimes exits before copying the container's last terminal output when
-//! the machine is loaded (1 run in 8 at load ≈15 here; runc always drains it), so interactive
-//! `run -t` is safest on runc.
+//! A run with a terminal, unless the caller passes its own terminal through: runc gets a pty
+//! made by the executor as its controlling terminal and proxies between it and the container's
+//! pty (runc ignores `--console-socket` in the foreground); crun hands the container's pty
+//! master over a `--console-socket` and the executor reads it directly, because crun 1.8.1's
+//! own proxy sometimes exits before copying the last output (1 run in 8 at load ≈15 here).
 //!
 //! `crun` on a hybrid cgroup host (v1 controllers plus a cgroup2 mount at
 //! `/sys/fs/cgroup/unified` holding a controller) refuses to start ("cgroups in hybrid mode not
@@ -25,12 +25,13 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::mountpoints::{self, MountPoints};
+use super::mountpoints::{self, ActiveRootfs, MountPoints};
 use super::output::pump;
-use super::pty::{MasterReader, Pty};
+use super::pty::{ConsoleSocket, MasterReader, Pty};
 use super::{ExecError, Executor, ExitStatus, OutputSink, RunFuture, StdinSource, Stdio, tiny_elf};
 use crate::fsutil::IoContext;
 use crate::spec::{
@@ -89,6 +90,8 @@ pub struct RuncExecutor {
     bundles: PathBuf,
     /// Run the binary with the host's cgroup2 mount hidden (crun on a hybrid host).
     hide_cgroup2: bool,
+    /// Runs in progress per rootfs, for the mount-point bookkeeping (see `mountpoints`).
+    active: Arc<Mutex<ActiveRootfs>>,
 }
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
@@ -120,6 +123,7 @@ impl RuncExecutor {
             root,
             bundles,
             hide_cgroup2: kind == RuntimeKind::Crun && hybrid_cgroups(),
+            active: Arc::default(),
         })
     }
 
@@ -303,7 +307,8 @@ impl RuncExecutor {
             executor: self,
             id: id.clone(),
             bundle: bundle.clone(),
-            mount_points: MountPoints::default(),
+            rootfs: rootfs.clone(),
+            mount_points: None,
             started: false,
             armed: true,
         };
@@ -328,7 +333,13 @@ impl RuncExecutor {
 
         let mut spec = runtime_spec(process, &rootfs, &etc)?;
         clamp_rlimits(&mut spec);
-        guard.mount_points = mountpoints::prepare(&rootfs, &mut spec)?;
+        {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            active.enter(&rootfs);
+            // Registered: from here on the guard must leave, even if `prepare` fails.
+            guard.mount_points = Some(MountPoints::default());
+            guard.mount_points = Some(mountpoints::prepare(&rootfs, &mut spec)?);
+        }
         let config_path = bundle.join("config.json");
         let config = serde_json::to_vec(&spec).map_err(|source| ExecError::WriteConfig {
             path: config_path.clone(),
@@ -346,39 +357,53 @@ impl RuncExecutor {
             .arg("run")
             .arg("--bundle")
             .arg(&bundle)
-            .arg(&id)
             .kill_on_drop(true);
         let stdin_source = if process.stdin {
             std::mem::replace(&mut stdio.stdin, StdinSource::Null)
         } else {
             StdinSource::Null
         };
-        let pty = if process.tty && !matches!(stdio.stdout, OutputSink::Inherit) {
-            Some(Pty::open()?)
+        let terminal = if !process.tty || matches!(stdio.stdout, OutputSink::Inherit) {
+            Terminal::NoneOrPassthrough
+        } else if self.kind == RuntimeKind::Crun
+            && let Some(console) = ConsoleSocket::bind(&bundle.join("console.sock"))?
+        {
+            Terminal::ConsoleSocket(console)
         } else {
-            None
+            Terminal::Pty(Pty::open()?)
         };
-        if let Some(pty) = &pty {
-            command.stdin(pty.slave()?);
-            command.stdout(pty.slave()?);
-            command.stderr(pty.slave()?);
-            // SAFETY: only raw syscalls between fork and exec.
-            unsafe {
-                command.pre_exec(|| {
-                    rustix::process::setsid()?;
-                    rustix::process::ioctl_tiocsctty(std::os::fd::BorrowedFd::borrow_raw(0))?;
-                    Ok(())
-                });
+        match &terminal {
+            Terminal::Pty(pty) => {
+                command.stdin(pty.slave()?);
+                command.stdout(pty.slave()?);
+                command.stderr(pty.slave()?);
+                // SAFETY: only raw syscalls between fork and exec.
+                unsafe {
+                    command.pre_exec(|| {
+                        rustix::process::setsid()?;
+                        rustix::process::ioctl_tiocsctty(std::os::fd::BorrowedFd::borrow_raw(0))?;
+                        Ok(())
+                    });
+                }
             }
-        } else {
-            command.stdin(match &stdin_source {
-                StdinSource::Null => std::process::Stdio::null(),
-                StdinSource::Inherit => std::process::Stdio::inherit(),
-                StdinSource::Bytes(_) | StdinSource::Reader(_) => std::process::Stdio::piped(),
-            });
-            command.stdout(output_stdio(&stdio.stdout));
-            command.stderr(output_stdio(&stdio.stderr));
+            Terminal::ConsoleSocket(console) => {
+                command.arg("--console-socket").arg(console.path());
+                command.stdin(std::process::Stdio::null());
+                command.stdout(std::process::Stdio::null());
+                // The runtime's own messages; the process's stderr is on the terminal.
+                command.stderr(output_stdio(&stdio.stderr));
+            }
+            Terminal::NoneOrPassthrough => {
+                command.stdin(match &stdin_source {
+                    StdinSource::Null => std::process::Stdio::null(),
+                    StdinSource::Inherit => std::process::Stdio::inherit(),
+                    StdinSource::Bytes(_) | StdinSource::Reader(_) => std::process::Stdio::piped(),
+                });
+                command.stdout(output_stdio(&stdio.stdout));
+                command.stderr(output_stdio(&stdio.stderr));
+            }
         }
+        command.arg(&id);
 
         let mut child = command.spawn().map_err(|source| ExecError::Spawn {
             binary: self.binary.clone(),
@@ -386,6 +411,10 @@ impl RuncExecutor {
         })?;
         guard.started = true;
         drop(command);
+        let stream_error = |stream: &'static str| {
+            let id = id.clone();
+            move |source| ExecError::Stream { stream, id, source }
+        };
         let mut stdout: Option<Box<dyn AsyncRead + Send + Unpin>> = child
             .stdout
             .take()
@@ -395,13 +424,30 @@ impl RuncExecutor {
             .stdin
             .take()
             .map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
-        // The executor's own slave descriptor stays open until the runtime has exited: output
-        // the runtime copied to the terminal just before exiting must still be readable, and
-        // the master only reports the end once the last slave descriptor is closed.
+        // With an executor-made pty, the executor's own slave descriptor stays open until the
+        // runtime has exited: output the runtime copied to the terminal just before exiting
+        // must still be readable, and the master only reports the end once the last slave
+        // descriptor is closed.
         let mut slave_keeper = None;
-        if let Some(pty) = pty {
-            let (master, slave) = pty.into_parts();
-            slave_keeper = Some(slave);
+        let mut early_exit = None;
+        let master = match terminal {
+            Terminal::NoneOrPassthrough => None,
+            Terminal::Pty(pty) => {
+                let (master, slave) = pty.into_parts();
+                slave_keeper = Some(slave);
+                Some(master)
+            }
+            Terminal::ConsoleSocket(console) => {
+                tokio::select! {
+                    received = console.receive() => Some(received.map_err(stream_error("console socket"))?),
+                    status = child.wait() => {
+                        early_exit = Some(status);
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(master) = master {
             let master = std::fs::File::from(master);
             let writer = master.try_clone().at("duplicate", Path::new("/dev/ptmx"))?;
             stdout = Some(Box::new(MasterReader(tokio::fs::File::from_std(master))));
@@ -430,7 +476,10 @@ impl RuncExecutor {
         };
         let (status, out, err, fed) = tokio::join!(
             async {
-                let status = child.wait().await;
+                let status = match early_exit {
+                    Some(status) => status,
+                    None => child.wait().await,
+                };
                 drop(slave_keeper);
                 status
             },
@@ -438,10 +487,6 @@ impl RuncExecutor {
             pump(stderr, &mut stdio.stderr),
             feed_stdin,
         );
-        let stream_error = |stream: &'static str| {
-            let id = id.clone();
-            move |source| ExecError::Stream { stream, id, source }
-        };
         let status = status.map_err(stream_error("wait for the runtime"))?;
         out.map_err(stream_error("stdout"))?;
         err.map_err(stream_error("stderr"))?;
@@ -465,6 +510,16 @@ impl RuncExecutor {
             }),
         }
     }
+}
+
+/// How a run's terminal is provided.
+enum Terminal {
+    /// No terminal, or the caller's own passed through.
+    NoneOrPassthrough,
+    /// A pty made here, as the runtime's controlling terminal (runc proxies it).
+    Pty(Pty),
+    /// The container's pty master handed over by the runtime (crun).
+    ConsoleSocket(ConsoleSocket),
 }
 
 /// What the runtime reports about a container.
@@ -566,7 +621,9 @@ struct RunGuard<'a> {
     executor: &'a RuncExecutor,
     id: String,
     bundle: PathBuf,
-    mount_points: MountPoints,
+    rootfs: PathBuf,
+    /// Set once the run is registered with the executor's `active` table.
+    mount_points: Option<MountPoints>,
     started: bool,
     armed: bool,
 }
@@ -576,10 +633,33 @@ impl RunGuard<'_> {
     /// created and the bundle.
     fn finish(&mut self) -> Result<(), ExecError> {
         self.armed = false;
-        let cleaned = self.mount_points.cleanup();
+        let cleaned = self.leave_rootfs();
         let _ = fs::remove_dir_all(&self.bundle);
         cleaned?;
         Ok(())
+    }
+}
+
+impl RunGuard<'_> {
+    /// Unregister the run; when it was the last on its rootfs, remove the mount points all of
+    /// them created.
+    fn leave_rootfs(&mut self) -> Result<(), crate::fsutil::PathError> {
+        let Some(points) = self.mount_points.take() else {
+            return Ok(());
+        };
+        let to_clean = self
+            .executor
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leave(&self.rootfs, points);
+        let mut first_error = None;
+        for mut points in to_clean {
+            if let Err(err) = points.cleanup() {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -603,7 +683,7 @@ impl Drop for RunGuard<'_> {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
-        let _ = self.mount_points.cleanup();
+        let _ = self.leave_rootfs();
         let _ = fs::remove_dir_all(&self.bundle);
     }
 }
