@@ -494,3 +494,26 @@ fn overlay_is_supported_and_detected_here() {
         "the probe cleans up after itself"
     );
 }
+
+#[test]
+fn overlay_classic_mount_fits_long_stacks_through_relative_paths() {
+    // 300 absolute lowerdirs do not fit mount(2)'s one-page option string; relative to their
+    // common parent they do.
+    let area = Area::new();
+    let lowers: Vec<PathBuf> = (0..300).map(|n| area.lower(n)).collect();
+    let options_len: usize = lowers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    assert!(
+        options_len > 4096,
+        "the stack must overflow a page: {options_len}"
+    );
+    write(&lowers[0], "top", "t");
+    write(&lowers[299], "bottom", "b");
+    let snapshotter = overlay_classic(&area);
+    let active = snapshotter
+        .prepare(&refs(&lowers), Some(&area.upper()), &area.target())
+        .unwrap();
+    assert!(active.root().join("top").exists() && active.root().join("bottom").exists());
+    write(active.root(), "new", "n");
+    snapshotter.commit(active).unwrap();
+    assert_eq!(area.upper_tree().keys().collect::<Vec<_>>(), ["new"]);
+}

@@ -115,3 +115,49 @@ impl Executor for FakeExecutor {
         Box::pin(self.fake_run(spec, rootfs, stdio))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::exec::{OutputSink, StdinSource};
+
+    #[tokio::test]
+    async fn records_runs_and_plays_the_script_back() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("etc-link")).unwrap();
+        let fake = FakeExecutor::scripted([FakeRun {
+            exit_code: 2,
+            stdout: b"one\ntwo\n".to_vec(),
+            stderr: b"oops".to_vec(),
+            files: vec![(PathBuf::from("/etc-link/made/by/run"), b"x".to_vec())],
+        }]);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let stdio = Stdio {
+            stdin: StdinSource::Null,
+            stdout: OutputSink::Lines(Box::new(move |l| seen.lock().unwrap().push(l.to_vec()))),
+            stderr: OutputSink::Null,
+        };
+        let spec = ProcessSpec::new(vec!["make".into()]);
+        let status = fake.run(&spec, root.path(), stdio).await.unwrap();
+        assert_eq!(status.code(), 2);
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [b"one\n".to_vec(), b"two\n".to_vec()]
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("etc/made/by/run")).unwrap(),
+            b"x",
+            "written in-root, through the symlink"
+        );
+        let second = fake.run(&spec, root.path(), Stdio::null()).await.unwrap();
+        assert!(second.success(), "past the script: exit 0");
+        let runs = fake.runs();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].spec.args, ["make"]);
+        assert_eq!(runs[0].rootfs, root.path());
+    }
+}
