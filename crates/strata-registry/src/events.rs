@@ -28,7 +28,7 @@ pub enum BlobStatus {
     },
     /// Push: uploaded ("Pushed").
     Pushed,
-    /// Push: linked from another repository of the registry ("Mounted from <repository>").
+    /// Push: linked from another repository of the registry (`Mounted from <repository>`).
     Mounted {
         from: String,
     },

@@ -5,8 +5,22 @@
 //!
 //! Layers: [`client`] (HTTP, auth, retries) → [`registry`] (the [`Registry`] trait of the six
 //! protocol operations, implemented by [`Client`] and by [`memory::MemoryRegistry`]) →
-//! [`pull`] / [`push`] (content moved into and out of the store, verified on the way).
+//! [`mod@pull`] / [`mod@push`] (content moved into and out of the store, verified on the way).
 //! [`manifest`] and [`challenge`] are pure; [`credentials`] reads and writes docker's files.
+//!
+//! A caller (the `pull`/`push` commands, the build engine for `FROM`) makes one [`Client`] per
+//! process and shares it: it caches each registry's scheme, auth challenge and tokens.
+//!
+//! ```text
+//! let client = Client::new(ClientOptions::from_docker_config()?)?;
+//! let pulled = pull(&client, &store /* Arc<Store> */, &reference, &PullOptions::default(), &|event| ...).await?;
+//! // pulled.name is tagged in the store; store.image(&pulled.manifest_digest) loads it.
+//! let pushed = push(&client, &store, &image, &target, &PushOptions::default(), &|event| ...).await?;
+//! ```
+//!
+//! Everything is verified before it becomes visible in the store: blobs by size and digest on
+//! commit, manifests by digest (and `Docker-Content-Digest`), the tag only once every blob it
+//! needs is present. Credentials never appear in errors or logs.
 
 pub mod challenge;
 pub mod client;
