@@ -73,7 +73,7 @@ pub struct Compressed {
 ///
 /// `Compression::None` copies. With `threads > 1`, zstd uses libzstd's worker threads (the output stays
 /// one standard frame) and gzip compresses 128 KiB blocks in parallel (one standard gzip member,
-/// identical for any thread count > 1, within ~1% of the single-stream size).
+/// identical for any thread count > 1, within ~2% of the single-stream size).
 pub fn compress<R: Read, W: Write>(
     mut reader: R,
     out: W,
