@@ -86,11 +86,23 @@ impl Default for ClientOptions {
     }
 }
 
+/// Registries allowed over plain HTTP (comma-separated `host[:port]`), besides loopback ones.
+pub const INSECURE_REGISTRIES_ENV: &str = "STRATA_INSECURE_REGISTRIES";
+
 impl ClientOptions {
-    /// Options for registries as docker sees them: credentials from `$DOCKER_CONFIG/config.json`
-    /// or `~/.docker/config.json` (a missing file means anonymous access).
-    pub fn from_docker_config() -> Result<ClientOptions> {
+    /// Options as a strata process uses them: credentials from `$DOCKER_CONFIG/config.json` or
+    /// `~/.docker/config.json` (a missing file means anonymous access), insecure registries
+    /// from `$STRATA_INSECURE_REGISTRIES`.
+    pub fn from_environment() -> Result<ClientOptions> {
+        let insecure_registries = std::env::var(INSECURE_REGISTRIES_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok(ClientOptions {
+            insecure_registries,
             docker_config: Some(DockerConfig::load_default()?),
             ..ClientOptions::default()
         })

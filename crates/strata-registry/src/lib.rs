@@ -12,7 +12,7 @@
 //! process and shares it: it caches each registry's scheme, auth challenge and tokens.
 //!
 //! ```text
-//! let client = Client::new(ClientOptions::from_docker_config()?)?;
+//! let client = Client::new(ClientOptions::from_environment()?)?;
 //! let pulled = pull(&client, &store /* Arc<Store> */, &reference, &PullOptions::default(), &|event| ...).await?;
 //! // pulled.name is tagged in the store; store.image(&pulled.manifest_digest) loads it.
 //! let pushed = push(&client, &store, &image, &target, &PushOptions::default(), &|event| ...).await?;

@@ -794,3 +794,52 @@ fn uncompressed_layers_are_compressed_once() {
     assert_eq!(back.manifest_digest, pushed.digest);
     assert!(fresh.has_blob(&compressed.digest));
 }
+
+#[test]
+fn loopback_https_registry_with_a_self_signed_certificate() {
+    let rt = runtime();
+    let client = client(&[]);
+    let (_a, store) = empty_store();
+    let registry = TestRegistry::start_tls();
+    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
+    rt.block_on(pull(
+        &client,
+        &store,
+        &source,
+        &PullOptions::default(),
+        &strata_registry::events::ignore,
+    ))
+    .expect("pull");
+    let stored = image(&store, &source.to_string());
+    // Loopback registries are trusted as docker trusts them: HTTPS is tried first and its
+    // self-signed certificate accepted; the registry only speaks TLS, so success means HTTPS.
+    let target = reference(&format!("{}/tls/busybox:1", registry.host()));
+    let pushed = rt
+        .block_on(push(
+            &client,
+            &store,
+            &stored,
+            &target,
+            &PushOptions::default(),
+            &strata_registry::events::ignore,
+        ))
+        .expect("push over https");
+    assert_eq!(pushed.digest, stored.manifest_digest);
+    assert_eq!(
+        rt.block_on(client.base_url(&registry.host()))
+            .expect("base")
+            .as_str(),
+        format!("https://{}/", registry.host())
+    );
+    let (_b, fresh) = empty_store();
+    let back = rt
+        .block_on(pull(
+            &client,
+            &fresh,
+            &target,
+            &PullOptions::default(),
+            &strata_registry::events::ignore,
+        ))
+        .expect("pull over https");
+    assert_eq!(back.manifest_digest, stored.manifest_digest);
+}

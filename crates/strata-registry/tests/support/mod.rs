@@ -49,6 +49,15 @@ pub const PASSWORD: &str = "strata-test";
 impl TestRegistry {
     /// Starts a registry; with `htpasswd`, protected by basic auth for [`USER`]/[`PASSWORD`].
     pub fn start(htpasswd: bool) -> TestRegistry {
+        Self::start_with(htpasswd, false)
+    }
+
+    /// Starts a registry serving HTTPS with a self-signed certificate for 127.0.0.1.
+    pub fn start_tls() -> TestRegistry {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(htpasswd: bool, tls: bool) -> TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut auth = String::new();
@@ -70,8 +79,38 @@ impl TestRegistry {
                 dir.path().join("htpasswd").display()
             );
         }
+        let mut tls_yaml = String::new();
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let status = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ])
+                .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(Stdio::null())
+                .status()
+                .expect("run openssl");
+            assert!(status.success(), "openssl failed");
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+        }
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: \"\"\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: strata-test-secret\n{auth}",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: \"\"\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: strata-test-secret\n{tls_yaml}{auth}",
             storage = dir.path().join("data").display(),
         );
         std::fs::write(dir.path().join("config.yml"), config).expect("write config");

@@ -83,11 +83,12 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     };
 
     // Verify against the registry before writing anything.
-    let mut options = ClientOptions {
-        insecure_registries: args.registry.insecure_registries.clone(),
-        docker_config: None,
-        ..ClientOptions::default()
-    };
+    let mut options = ClientOptions::from_environment()?;
+    // Only the credentials being checked: not whatever config.json holds for the registry.
+    options.docker_config = None;
+    options
+        .insecure_registries
+        .extend(args.registry.insecure_registries.iter().cloned());
     options
         .credentials
         .insert(registry.clone(), credential.clone());

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use strata_image::human::human_size_with_precision;
 use strata_image::{Digest, Reference};
 use strata_registry::{
-    BlobStatus, Client, ClientOptions, DockerConfig, Event, Platform, PullOptions, RegistryError,
+    BlobStatus, Client, ClientOptions, Event, Platform, PullOptions, RegistryError,
 };
 
 use crate::commands::Global;
@@ -38,20 +38,20 @@ pub struct Args {
 /// Options of every command that talks to a registry.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
-    /// Allow plain HTTP and unverified TLS for this registry (host[:port]); loopback registries
-    /// are always allowed, as docker allows them
+    /// Allow plain HTTP and unverified TLS for this registry (host[:port]; also
+    /// $STRATA_INSECURE_REGISTRIES, comma-separated); loopback registries are always allowed,
+    /// as docker allows them
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
 }
 
-/// A client reading credentials from docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`).
+/// A client reading credentials from docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`),
+/// insecure registries from `--insecure-registry` and `$STRATA_INSECURE_REGISTRIES`.
 pub fn registry_client(args: &RegistryArgs) -> anyhow::Result<Client> {
-    let docker_config = DockerConfig::load_default()?;
-    let options = ClientOptions {
-        insecure_registries: args.insecure_registries.clone(),
-        docker_config: Some(docker_config),
-        ..ClientOptions::default()
-    };
+    let mut options = ClientOptions::from_environment()?;
+    options
+        .insecure_registries
+        .extend(args.insecure_registries.iter().cloned());
     Ok(Client::new(options)?)
 }
 
