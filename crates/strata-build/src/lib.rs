@@ -12,4 +12,6 @@ pub mod copy;
 pub mod glob;
 pub mod ignore;
 pub mod paths;
+pub mod progress;
+pub mod solve;
 pub mod source;

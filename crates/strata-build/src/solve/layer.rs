@@ -1,0 +1,241 @@
+//! Layers and snapshots during a build.
+//!
+//! Every layer of a stage's filesystem is a committed store snapshot keyed by its chain id, in
+//! the overlay-diff format, so a step mounts its parent chain as overlay lowers without
+//! copying anything. Base image layers are unpacked into snapshots the first time a build uses
+//! them. A step that changes the filesystem runs on a writable view whose upper directory is a
+//! prepared snapshot; afterwards the upper directory *is* the diff: it is written as an
+//! uncompressed layer tar straight into the store (digested while streaming) and the prepared
+//! snapshot is committed under the new chain id, ready to be the next step's lower. A step
+//! whose upper directory is empty produces no layer (BuildKit marks such history entries
+//! `empty_layer`).
+
+use crate::solve::BuildError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use strata_image::Digest;
+use strata_runtime::{ActiveSnapshot, Snapshotter, UpperDir};
+use strata_store::{PreparedSnapshot, Store};
+
+/// One layer of a stage's filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The chain id of the layers up to and including this one.
+    pub chain_id: Digest,
+    /// The blob in the store (compressed for pulled images, the tar itself for built layers).
+    pub blob: Digest,
+    /// The blob's size.
+    pub blob_size: u64,
+    /// The blob's media type.
+    pub media_type: String,
+}
+
+/// The chain id of `diff_id` on top of `parent` (OCI: `sha256(parent + " " + diff_id)`).
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => *diff_id,
+        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Makes sure every layer of `layers` (bottom first) is unpacked as a snapshot.
+pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), BuildError> {
+    let mut parent: Option<Digest> = None;
+    for layer in layers {
+        if store.snapshot(&layer.chain_id)?.is_none() {
+            let prepared = store.prepare_snapshot()?;
+            let reader = store.open_blob(&layer.blob)?;
+            strata_layer::unpack_overlay_diff(reader, &prepared.dir).map_err(|source| {
+                BuildError::Unpack {
+                    layer: layer.blob,
+                    source,
+                }
+            })?;
+            store.commit_snapshot(prepared, layer.chain_id, layer.diff_id, parent)?;
+        }
+        parent = Some(layer.chain_id);
+    }
+    Ok(())
+}
+
+/// The snapshot directories of `layers`, top first (overlay's lowerdir order).
+pub fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>, BuildError> {
+    let chain: Vec<Digest> = layers.iter().map(|l| l.chain_id).collect();
+    match store.lower_dirs(&chain)? {
+        Some(dirs) => Ok(dirs),
+        None => {
+            ensure_snapshots(store, layers)?;
+            store.lower_dirs(&chain)?.ok_or(BuildError::SnapshotMissing)
+        }
+    }
+}
+
+/// A mount directory that is removed when dropped (it is empty again once the view ends).
+#[derive(Debug)]
+pub struct MountDir {
+    path: PathBuf,
+}
+
+impl MountDir {
+    /// A fresh empty directory under `<store>/mounts`.
+    pub fn new(store: &Store) -> Result<Self, BuildError> {
+        let base = store.root().join("mounts");
+        std::fs::create_dir_all(&base).map_err(|source| BuildError::Io {
+            path: base.clone(),
+            source,
+        })?;
+        let mut n = std::process::id() as u64 * 1_000_000 + u64::from(rand_u32() % 1_000_000);
+        loop {
+            let path = base.join(format!("m{n}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(source) => return Err(BuildError::Io { path, source }),
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for MountDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    t ^ std::process::id().rotate_left(16)
+}
+
+/// A writable view of a chain of layers for one step.
+#[derive(Debug)]
+pub struct WritableView {
+    // Field order is drop order: unmount, then drop the upper directory, then the mount point.
+    active: Option<ActiveSnapshot>,
+    prepared: PreparedSnapshot,
+    mount: MountDir,
+}
+
+impl WritableView {
+    /// Mounts `layers` (bottom first) with a fresh upper directory.
+    pub fn prepare(
+        store: &Store,
+        snapshotter: &dyn Snapshotter,
+        layers: &[Layer],
+    ) -> Result<Self, BuildError> {
+        let lowers = lower_dirs(store, layers)?;
+        let lower_refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+        let prepared = store.prepare_snapshot()?;
+        let mount = MountDir::new(store)?;
+        let upper = UpperDir::new(&prepared.dir, &prepared.work_dir);
+        let active = snapshotter.prepare(&lower_refs, Some(&upper), mount.path())?;
+        Ok(Self {
+            active: Some(active),
+            prepared,
+            mount,
+        })
+    }
+
+    /// The root of the view.
+    pub fn root(&self) -> &Path {
+        self.mount.path()
+    }
+
+    /// Ends the view and turns its changes into a layer on top of `parent` (the chain id of the
+    /// last layer below, if any): `None` when nothing changed.
+    pub fn commit(
+        mut self,
+        store: &Store,
+        snapshotter: &dyn Snapshotter,
+        parent: Option<&Digest>,
+        source_date_epoch: Option<i64>,
+    ) -> Result<Option<Layer>, BuildError> {
+        if let Some(active) = self.active.take() {
+            snapshotter.commit(active)?;
+        }
+        let upper = self.prepared.dir.clone();
+        let empty = std::fs::read_dir(&upper)
+            .map_err(|source| BuildError::Io {
+                path: upper.clone(),
+                source,
+            })?
+            .next()
+            .is_none();
+        if empty {
+            return Ok(None);
+        }
+        let mut ingest = store.ingest()?;
+        let opts = strata_layer::WriteOptions {
+            source_date_epoch,
+            exclude: None,
+        };
+        let info = strata_layer::write_overlay_diff(&upper, &mut ingest, &opts)?;
+        let (blob, blob_size) = ingest.commit(Some((info.diff_id, info.size)))?;
+        let chain = chain_id(parent, &info.diff_id);
+        store.commit_snapshot(self.prepared, chain, info.diff_id, parent.copied())?;
+        Ok(Some(Layer {
+            diff_id: info.diff_id,
+            chain_id: chain,
+            blob,
+            blob_size,
+            media_type: strata_image::media::OCI_LAYER.to_string(),
+        }))
+    }
+
+    /// Ends the view and discards its changes.
+    pub fn discard(mut self, snapshotter: &dyn Snapshotter) {
+        if let Some(active) = self.active.take() {
+            let _ = snapshotter.remove(active);
+        }
+    }
+}
+
+/// A read-only view of a chain of layers (a `COPY --from` source).
+#[derive(Debug)]
+pub struct ReadView {
+    mount: MountDir,
+    active: Option<ActiveSnapshot>,
+    snapshotter: std::sync::Arc<dyn Snapshotter>,
+}
+
+impl ReadView {
+    /// Mounts `layers` (bottom first) read-only.
+    pub fn prepare(
+        store: &Store,
+        snapshotter: std::sync::Arc<dyn Snapshotter>,
+        layers: &[Layer],
+    ) -> Result<Self, BuildError> {
+        let lowers = lower_dirs(store, layers)?;
+        let lower_refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+        let mount = MountDir::new(store)?;
+        let active = snapshotter.prepare(&lower_refs, None, mount.path())?;
+        Ok(Self {
+            mount,
+            active: Some(active),
+            snapshotter,
+        })
+    }
+
+    /// The root of the view.
+    pub fn root(&self) -> &Path {
+        self.mount.path()
+    }
+}
+
+impl Drop for ReadView {
+    fn drop(&mut self) {
+        if let Some(active) = self.active.take() {
+            let _ = self.snapshotter.remove(active);
+        }
+    }
+}

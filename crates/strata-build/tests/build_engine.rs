@@ -1,0 +1,288 @@
+//! The engine end to end: real builds with RUN (runc) on overlay snapshots of the busybox
+//! fixture, loaded into a temporary store. Checks are made from inside the image (`RUN test`)
+//! or by inspecting the stored config. Needs root, runc and the fixtures.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use strata_build::progress::{Event, ProgressSink};
+use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
+use strata_image::ImageConfig;
+use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
+use strata_store::Store;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(
+        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    executor: Arc<dyn Executor>,
+    snapshotter: Arc<dyn Snapshotter>,
+    context: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
+    let mut sink = store.sink();
+    let loaded =
+        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
+            .unwrap();
+    for image in &loaded {
+        let stored = store.image(&image.manifest_digest).unwrap();
+        for r in &image.refs {
+            store
+                .tag(&r.to_string(), stored.descriptor.clone())
+                .unwrap();
+        }
+    }
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
+    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    Env {
+        _dir: dir,
+        store: Arc::new(store),
+        executor,
+        snapshotter,
+        context,
+    }
+}
+
+impl Env {
+    fn file(&self, rel: &str, content: &str) {
+        let p = self.context.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn options(&self, dockerfile: &str) -> BuildOptions {
+        let mut o = BuildOptions::new(&self.context, dockerfile);
+        o.stat_cache = Some(self.store.root().join("statcache-test"));
+        o
+    }
+
+    async fn build(&self, options: BuildOptions) -> (Result<BuildOutcome, BuildError>, Vec<Event>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink_events = events.clone();
+        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
+        let result = solve::build(
+            self.store.clone(),
+            self.executor.clone(),
+            self.snapshotter.clone(),
+            options,
+            sink,
+        )
+        .await;
+        let events = events.lock().unwrap().clone();
+        (result, events)
+    }
+
+    fn config(&self, outcome: &BuildOutcome) -> ImageConfig {
+        ImageConfig::from_slice(&self.store.read_blob(&outcome.config_digest).unwrap()).unwrap()
+    }
+}
+
+fn cached(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Cached { .. }))
+        .count()
+}
+
+fn logs(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+const BASE: &str = "FROM strata-fixtures/busybox:1.35\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_copy_env_workdir_and_a_fully_cached_rebuild() {
+    let env = env();
+    env.file("hello.txt", "hello\n");
+    env.file("dir/a", "A");
+    let dockerfile = format!(
+        "{BASE}ENV GREETING=hi\nWORKDIR /app\nCOPY hello.txt dir ./\nRUN test \"$(cat /app/hello.txt)\" = hello && test \"$(cat /app/a)\" = A && test \"$GREETING\" = hi && test \"$(pwd)\" = /app\nRUN echo built > /app/out && echo visible-output\nCMD [\"cat\", \"/app/out\"]\n"
+    );
+    let (result, events) = env.build(env.options(&dockerfile)).await;
+    let outcome = result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        logs(&events).iter().any(|l| l == "visible-output"),
+        "RUN output is streamed: {events:?}"
+    );
+    assert_eq!(cached(&events), 0);
+    let config = env.config(&outcome);
+    let c = config.oci.config().clone().unwrap();
+    assert_eq!(c.working_dir().as_deref(), Some("/app"));
+    assert_eq!(c.cmd().clone().unwrap(), vec!["cat", "/app/out"]);
+    assert!(
+        c.env()
+            .clone()
+            .unwrap()
+            .contains(&"GREETING=hi".to_string())
+    );
+    let history: Vec<String> = config
+        .history()
+        .iter()
+        .filter_map(|h| h.created_by().clone())
+        .collect();
+    assert!(
+        history.contains(&"ENV GREETING=hi".to_string()),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&"COPY hello.txt dir ./ # buildkit".to_string()),
+        "{history:?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|h| h.starts_with("RUN /bin/sh -c echo built > /app/out")
+                && h.ends_with("# buildkit")),
+        "{history:?}"
+    );
+    assert_eq!(
+        config.history().last().unwrap().created_by().as_deref(),
+        Some("CMD [\"cat\" \"/app/out\"]")
+    );
+
+    // Nothing changed: every filesystem step is a cache hit and the image is identical.
+    let (again, events) = env.build(env.options(&dockerfile)).await;
+    let again = again.unwrap();
+    assert_eq!(
+        cached(&events),
+        4,
+        "WORKDIR, COPY and two RUNs are cached: {events:?}"
+    );
+    assert!(logs(&events).is_empty(), "a cached RUN does not run");
+    assert_eq!(
+        env.config(&again).diff_ids().unwrap(),
+        config.diff_ids().unwrap()
+    );
+
+    // One context file changes: COPY and what follows rebuild; WORKDIR stays cached.
+    env.file("dir/a", "A");
+    env.file("hello.txt", "hello\n");
+    let (same, events) = env.build(env.options(&dockerfile)).await;
+    same.unwrap();
+    assert_eq!(
+        cached(&events),
+        4,
+        "rewriting identical content keeps the cache (no mtimes in keys)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_misses_on_content_build_arg_and_instruction_changes() {
+    let env = env();
+    env.file("f", "one");
+    let dockerfile = format!("{BASE}ARG V=default\nCOPY f /f\nRUN echo \"$V\" > /v\n");
+    env.build(env.options(&dockerfile)).await.0.unwrap();
+
+    env.file("f", "two");
+    let (r, events) = env.build(env.options(&dockerfile)).await;
+    r.unwrap();
+    assert_eq!(cached(&events), 0, "changed file: COPY and RUN rebuild");
+
+    let mut opts = env.options(&dockerfile);
+    opts.build_args.set("V", "other");
+    let (r, events) = env.build(opts).await;
+    r.unwrap();
+    assert_eq!(
+        cached(&events),
+        1,
+        "changed build arg: COPY cached, RUN rebuilt"
+    );
+
+    let changed = format!("{BASE}ARG V=default\nCOPY f /f\nRUN echo \"$V\" > /v && true\n");
+    let (r, events) = env.build(env.options(&changed)).await;
+    r.unwrap();
+    assert_eq!(cached(&events), 1, "changed instruction: only it rebuilds");
+
+    let mut opts = env.options(&dockerfile);
+    opts.no_cache = true;
+    let (r, events) = env.build(opts).await;
+    r.unwrap();
+    assert_eq!(cached(&events), 0, "--no-cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_run_reports_exit_code_snippet_and_output() {
+    let env = env();
+    let dockerfile = format!("{BASE}RUN echo about to fail && exit 3\n");
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    match result {
+        Err(BuildError::RunFailed {
+            exit_code,
+            rendered,
+        }) => {
+            assert_eq!(exit_code, 3);
+            assert!(rendered.contains("about to fail"), "{rendered}");
+            assert!(
+                rendered.contains("did not complete successfully: exit code: 3"),
+                "{rendered}"
+            );
+            assert!(
+                rendered.contains(">>> RUN echo about to fail && exit 3"),
+                "{rendered}"
+            );
+        }
+        other => panic!("expected a RUN failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_stage_copy_from_and_target() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN echo built-in-builder > /artifact\n\nFROM scratch AS unused\nCOPY --from=0 /nothing /\n\nFROM strata-fixtures/busybox:1.35 AS final\nCOPY --from=0 /artifact /opt/artifact\nRUN test \"$(cat /opt/artifact)\" = built-in-builder\n"
+    );
+    let (result, events) = env.build(env.options(&dockerfile)).await;
+    result.unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("unused")),
+        "unneeded stages are not built: {names:?}"
+    );
+
+    let mut opts = env.options(&dockerfile);
+    opts.target = Some("unused".into());
+    let (result, _) = env.build(opts).await;
+    assert!(result.is_err(), "the unused stage copies a missing file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_and_deterministic_digests_with_source_date_epoch() {
+    let env = env();
+    env.file("f", "x");
+    let dockerfile = format!("{BASE}COPY f /f\nUSER nobody\nRUN test \"$(id -un)\" = nobody\n");
+    let mut opts = env.options(&dockerfile);
+    opts.source_date_epoch = Some(1_700_000_000);
+    let first = env.build(opts.clone()).await.0.unwrap();
+    let mut opts2 = opts.clone();
+    opts2.no_cache = true;
+    let second = env.build(opts2).await.0.unwrap();
+    assert_eq!(
+        first.config_digest, second.config_digest,
+        "two clean builds give the same image"
+    );
+    assert_eq!(first.manifest_digest, second.manifest_digest);
+}
