@@ -5,8 +5,8 @@
 //! Nothing is published that was not verified: blobs are committed only with the size and
 //! digest their descriptor names, and the manifest (and the tag) only after every blob it
 //! references is in the store. A registry that lies (wrong digest, wrong size, truncated or
-//! endless body) gets an error naming the blob, and the image is not tagged. Blobs that did
-//! verify stay in the store (they are correct content) until garbage collection.
+//! endless body) gets an error naming the blob, the image is not tagged, and the blobs the
+//! failed pull had already committed are removed again (unless the store references them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +196,7 @@ async fn fetch_blobs<R: Registry>(
     // On the first failure the others stop at their next chunk; every download is awaited so
     // that no ingest file outlives the pull.
     let cancelled = AtomicBool::new(false);
+    let fetched: Vec<Digest> = missing.iter().map(|(digest, _, _)| *digest).collect();
     let results: Vec<Result<()>> = futures_util::stream::iter(missing.into_iter().map(|blob| {
         let cancelled = &cancelled;
         async move {
@@ -221,7 +222,15 @@ async fn fetch_blobs<R: Registry>(
     .buffer_unordered(options.max_concurrent_downloads.max(1))
     .collect()
     .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+    if let Err(error) = results.into_iter().collect::<Result<Vec<()>>>() {
+        // Undo: the blobs this pull committed (verified, but of an image that will not be
+        // tagged) go again, unless something in the store references them.
+        let committed: Vec<Digest> = fetched.into_iter().filter(|d| store.has_blob(d)).collect();
+        if let Err(e) = store.discard_blobs(&committed) {
+            tracing::warn!(error = %e, "cannot remove the blobs of a failed pull");
+        }
+        return Err(error);
+    }
     Ok(())
 }
 

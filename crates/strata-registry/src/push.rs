@@ -88,43 +88,19 @@ pub async fn push<R: Registry>(
     let config = manifest.config().clone();
     let jobs = std::iter::once((config, true))
         .chain(manifest.layers().iter().cloned().map(|l| (l, false)));
+    let job = Job {
+        registry,
+        store,
+        metadata: &metadata,
+        repo: &repo,
+        format,
+        options,
+        events,
+    };
     let pushed: Vec<Descriptor> =
         futures_util::stream::iter(jobs.map(|(descriptor, is_config)| {
-            let metadata = &metadata;
-            let repo = &repo;
-            async move {
-                let local = descriptor_digest(&descriptor)?;
-                events(Event::Blob {
-                    digest: local,
-                    is_config,
-                    status: BlobStatus::Waiting,
-                });
-                let out = if is_config {
-                    with_media_type(
-                        &descriptor,
-                        format.config_media_type(),
-                        local,
-                        descriptor.size(),
-                    )
-                } else {
-                    prepare_layer(store, metadata, &descriptor, local, format, options, events)
-                        .await?
-                };
-                let digest = descriptor_digest(&out)?;
-                transfer(
-                    registry,
-                    store,
-                    metadata,
-                    repo,
-                    local,
-                    digest,
-                    out.size(),
-                    is_config,
-                    events,
-                )
-                .await?;
-                Ok::<_, RegistryError>(out)
-            }
+            let job = &job;
+            async move { job.push_blob(&descriptor, is_config).await }
         }))
         .buffered(options.max_concurrent_uploads.max(1))
         .try_collect()
@@ -193,54 +169,145 @@ fn with_media_type(
     out
 }
 
-/// The descriptor a layer is pushed as: compressed layers as they are (media type in the
-/// target format), uncompressed ones gzip-compressed (once; the variant is remembered).
-async fn prepare_layer(
-    store: &Arc<Store>,
-    metadata: &Metadata,
-    descriptor: &Descriptor,
-    local: Digest,
+/// What every blob of one push shares.
+struct Job<'a, R> {
+    registry: &'a R,
+    store: &'a Arc<Store>,
+    metadata: &'a Metadata,
+    repo: &'a Repo,
     format: ManifestFormat,
-    options: &PushOptions,
-    events: EventSink<'_>,
-) -> Result<Descriptor> {
-    let media_type = descriptor.media_type().to_string();
-    let compression = LayerCompression::from_media_type(&media_type).map_err(|_| {
-        RegistryError::UnsupportedMediaType {
-            reference: local.to_string(),
-            media_type: media_type.clone(),
-        }
-    })?;
-    if compression != LayerCompression::None {
-        return Ok(with_media_type(
-            descriptor,
-            format.layer_media_type(compression),
-            local,
-            descriptor.size(),
-        ));
+    options: &'a PushOptions,
+    events: EventSink<'a>,
+}
+
+impl<R: Registry> Job<'_, R> {
+    fn report(&self, shown: Digest, is_config: bool, status: BlobStatus) {
+        (self.events)(Event::Blob {
+            digest: shown,
+            is_config,
+            status,
+        });
     }
-    let gzip = format.layer_media_type(LayerCompression::Gzip);
-    if let Some(variant) = metadata.compressed(store, &local) {
-        return Ok(with_media_type(
+
+    /// Makes one blob of the image present in the target repository; returns the descriptor
+    /// it has in the pushed manifest. Compressed layers and the config go as they are (media
+    /// type in the target format). An uncompressed layer goes as its gzip variant: when a
+    /// previous push made one, the registry is asked for it first (like docker, which keeps the
+    /// diff_id → compressed digest mapping), and it is compressed again only if it must be
+    /// uploaded and is no longer in the store.
+    async fn push_blob(&self, descriptor: &Descriptor, is_config: bool) -> Result<Descriptor> {
+        let local = descriptor_digest(descriptor)?;
+        self.report(local, is_config, BlobStatus::Waiting);
+        let media_type = descriptor.media_type().to_string();
+        let compression = if is_config {
+            None
+        } else {
+            Some(LayerCompression::from_media_type(&media_type).map_err(|_| {
+                RegistryError::UnsupportedMediaType {
+                    reference: local.to_string(),
+                    media_type: media_type.clone(),
+                }
+            })?)
+        };
+        let as_is = match compression {
+            None => Some(self.format.config_media_type()),
+            Some(LayerCompression::None) => None,
+            Some(compressed) => Some(self.format.layer_media_type(compressed)),
+        };
+        if let Some(media_type) = as_is {
+            let out = with_media_type(descriptor, media_type, local, descriptor.size());
+            if !self.skip_or_mount(local, local, is_config).await? {
+                self.upload(local, local, descriptor.size(), is_config)
+                    .await?;
+            }
+            return Ok(out);
+        }
+        let gzip = self.format.layer_media_type(LayerCompression::Gzip);
+        if let Some(known) = self.metadata.compressed(&local) {
+            let out = with_media_type(descriptor, gzip, known.digest, known.size);
+            if self.skip_or_mount(local, known.digest, false).await? {
+                return Ok(out);
+            }
+            if self.store.has_blob(&known.digest) {
+                self.upload(local, known.digest, known.size, false).await?;
+                return Ok(out);
+            }
+        }
+        self.report(local, false, BlobStatus::Preparing);
+        let variant = compress_layer(self.store, local, self.options.compression_level).await?;
+        self.metadata.set_compressed(&local, variant)?;
+        if !self.skip_or_mount(local, variant.digest, false).await? {
+            self.upload(local, variant.digest, variant.size, false)
+                .await?;
+        }
+        Ok(with_media_type(
             descriptor,
             gzip,
             variant.digest,
             variant.size,
-        ));
+        ))
     }
-    events(Event::Blob {
-        digest: local,
-        is_config: false,
-        status: BlobStatus::Preparing,
-    });
-    let variant = compress_layer(store, local, options.compression_level).await?;
-    metadata.set_compressed(&local, variant)?;
-    Ok(with_media_type(
-        descriptor,
-        gzip,
-        variant.digest,
-        variant.size,
-    ))
+
+    /// True when `digest` needs no upload: the repository has it, or another repository of
+    /// the registry known to have it lets it be mounted (a 202 means: upload after all).
+    async fn skip_or_mount(&self, shown: Digest, digest: Digest, is_config: bool) -> Result<bool> {
+        if self.registry.blob_exists(self.repo, &digest).await? {
+            self.report(shown, is_config, BlobStatus::LayerExists);
+            self.metadata.add_source(&digest, self.repo)?;
+            return Ok(true);
+        }
+        let candidates = self.metadata.sources(&digest).into_iter().filter(|source| {
+            source.registry == self.repo.registry && source.repository != self.repo.repository
+        });
+        for source in candidates {
+            if self
+                .registry
+                .mount_blob(self.repo, &digest, &source.repository)
+                .await?
+                == MountOutcome::Mounted
+            {
+                self.report(
+                    shown,
+                    is_config,
+                    BlobStatus::Mounted {
+                        from: source.repository.clone(),
+                    },
+                );
+                self.metadata.add_source(&digest, self.repo)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Uploads the stored blob `digest`, reporting progress as docker does.
+    async fn upload(
+        &self,
+        shown: Digest,
+        digest: Digest,
+        size: u64,
+        is_config: bool,
+    ) -> Result<()> {
+        let path: PathBuf = self.store.blob_path(&digest);
+        let sent = Arc::new(AtomicU64::new(0));
+        let upload = self
+            .registry
+            .upload_blob(self.repo, &digest, size, &path, Arc::clone(&sent));
+        tokio::pin!(upload);
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        let result = loop {
+            tokio::select! {
+                result = &mut upload => break result,
+                _ = ticker.tick() => {
+                    let current = sent.load(Ordering::Relaxed).min(size);
+                    self.report(shown, is_config, BlobStatus::Pushing { current, total: size });
+                }
+            }
+        };
+        result?;
+        self.report(shown, is_config, BlobStatus::Pushed);
+        self.metadata.add_source(&digest, self.repo)
+    }
 }
 
 /// gzip-compresses the stored blob `diff_id` into a new stored blob, on a blocking thread.
@@ -271,61 +338,4 @@ async fn compress_layer(
         digest: compressed.0,
         size: compressed.1,
     })
-}
-
-/// Makes `digest` present in `repo`: nothing if it is there, a mount if another repository of
-/// the registry has it (202 falls back to an upload), an upload otherwise.
-#[allow(clippy::too_many_arguments)]
-async fn transfer<R: Registry>(
-    registry: &R,
-    store: &Arc<Store>,
-    metadata: &Metadata,
-    repo: &Repo,
-    shown: Digest,
-    digest: Digest,
-    size: u64,
-    is_config: bool,
-    events: EventSink<'_>,
-) -> Result<()> {
-    let report = |status| {
-        events(Event::Blob {
-            digest: shown,
-            is_config,
-            status,
-        })
-    };
-    if registry.blob_exists(repo, &digest).await? {
-        report(BlobStatus::LayerExists);
-        return metadata.add_source(&digest, repo);
-    }
-    let candidates = metadata
-        .sources(&digest)
-        .into_iter()
-        .filter(|source| source.registry == repo.registry && source.repository != repo.repository);
-    for source in candidates {
-        if registry
-            .mount_blob(repo, &digest, &source.repository)
-            .await?
-            == MountOutcome::Mounted
-        {
-            report(BlobStatus::Mounted {
-                from: source.repository.clone(),
-            });
-            return metadata.add_source(&digest, repo);
-        }
-    }
-    let path: PathBuf = store.blob_path(&digest);
-    let sent = Arc::new(AtomicU64::new(0));
-    let upload = registry.upload_blob(repo, &digest, size, &path, Arc::clone(&sent));
-    tokio::pin!(upload);
-    let mut ticker = tokio::time::interval(Duration::from_millis(200));
-    let result = loop {
-        tokio::select! {
-            result = &mut upload => break result,
-            _ = ticker.tick() => report(BlobStatus::Pushing { current: sent.load(Ordering::Relaxed).min(size), total: size }),
-        }
-    };
-    result?;
-    report(BlobStatus::Pushed);
-    metadata.add_source(&digest, repo)
 }

@@ -738,7 +738,7 @@ fn uncompressed_layers_are_compressed_once() {
     let remote = skopeo_inspect(&format!("{}/built/one:1", registry.host()));
     assert_eq!(remote["layers"][0]["mediaType"], media::OCI_LAYER_GZIP);
     let compressed = Metadata::new(&store)
-        .compressed(&store, &diff_id)
+        .compressed(&diff_id)
         .expect("variant remembered");
     assert_eq!(remote["layers"][0]["digest"], compressed.digest.to_string());
     assert_eq!(remote["layers"][0]["size"], compressed.size);
@@ -759,6 +759,44 @@ fn uncompressed_layers_are_compressed_once() {
     assert_eq!(events.count(|s| *s == BlobStatus::Preparing), 0);
     assert_eq!(events.count(|s| matches!(s, BlobStatus::Mounted { .. })), 2);
     assert_eq!(again.digest, pushed.digest);
+
+    // The compressed bytes may be garbage-collected; the mapping stays, so a third repository
+    // still mounts the layer without compressing, and a new registry gets the same bytes again.
+    store
+        .discard_blobs(&[compressed.digest])
+        .expect("discard the gzip blob");
+    assert!(!store.has_blob(&compressed.digest));
+    let events = Recorder::default();
+    let third = reference(&format!("{}/built/three:1", registry.host()));
+    rt.block_on(push(
+        &client,
+        &store,
+        &built,
+        &third,
+        &PushOptions::default(),
+        &events.sink(),
+    ))
+    .expect("push after gc");
+    assert_eq!(events.count(|s| *s == BlobStatus::Preparing), 0);
+    assert_eq!(events.count(|s| matches!(s, BlobStatus::Mounted { .. })), 2);
+    let elsewhere = TestRegistry::start(false);
+    let events = Recorder::default();
+    let fourth = reference(&format!("{}/built/four:1", elsewhere.host()));
+    let repushed = rt
+        .block_on(push(
+            &client,
+            &store,
+            &built,
+            &fourth,
+            &PushOptions::default(),
+            &events.sink(),
+        ))
+        .expect("push to another registry");
+    assert_eq!(events.count(|s| *s == BlobStatus::Preparing), 1);
+    assert_eq!(
+        repushed.digest, pushed.digest,
+        "gzip output is deterministic"
+    );
 
     // Docker format on request.
     let docker = reference(&format!("{}/built/docker:1", registry.host()));
