@@ -286,3 +286,168 @@ async fn user_and_deterministic_digests_with_source_date_epoch() {
     );
     assert_eq!(first.manifest_digest, second.manifest_digest);
 }
+
+fn layer_entries(env: &Env, outcome: &BuildOutcome) -> Vec<Vec<String>> {
+    let image = env.store.image(&outcome.manifest_digest).unwrap();
+    image
+        .manifest
+        .layers()
+        .iter()
+        .map(|l| {
+            let digest = strata_image::Digest::try_from(l.digest()).unwrap();
+            let reader = strata_layer::decompressed(env.store.open_blob(&digest).unwrap()).unwrap();
+            let mut archive = tar::Archive::new(reader);
+            archive
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_are_whiteouts_and_replaced_directories_are_opaque() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN mkdir -p /data/sub && echo x > /data/sub/f && echo y > /data/keep && echo z > /gone\nRUN rm /gone && rm -rf /data && mkdir /data && echo new > /data/only\nRUN test ! -e /gone && test ! -e /data/keep && test \"$(cat /data/only)\" = new\n"
+    );
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    let outcome = result.unwrap_or_else(|e| panic!("{e}"));
+    let layers = layer_entries(&env, &outcome);
+    let second = &layers[layers.len() - 1];
+    assert!(second.iter().any(|p| p == ".wh.gone"), "{second:?}");
+    assert!(
+        second.iter().any(|p| p == "data/.wh..wh..opq"),
+        "{second:?}"
+    );
+    assert!(second.iter().any(|p| p == "data/only"), "{second:?}");
+    assert!(
+        !second.iter().any(|p| p.contains("keep")),
+        "untouched files are not in the diff: {second:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entrypoint_resets_an_inherited_cmd_and_onbuild_triggers_run() {
+    let env = env();
+    let base = format!("{BASE}CMD [\"inherited\"]\nONBUILD RUN echo triggered > /onbuild\n");
+    let mut opts = env.options(&base);
+    opts.tags = vec!["docker.io/library/onbuild-base:latest".into()];
+    env.build(opts).await.0.unwrap();
+
+    let child =
+        "FROM onbuild-base\nENTRYPOINT [\"/bin/echo\"]\nRUN test \"$(cat /onbuild)\" = triggered\n";
+    let (result, _) = env.build(env.options(child)).await;
+    let outcome = result.unwrap_or_else(|e| panic!("{e}"));
+    let config = env.config(&outcome);
+    let c = config.oci.config().clone().unwrap();
+    assert_eq!(c.entrypoint().clone().unwrap(), vec!["/bin/echo"]);
+    assert_eq!(
+        c.cmd().clone(),
+        None,
+        "ENTRYPOINT resets the base image's CMD"
+    );
+    assert!(
+        config.docker.on_build.is_none(),
+        "triggers are consumed, not inherited"
+    );
+
+    let both = format!("{BASE}CMD [\"a\"]\nENTRYPOINT [\"b\"]\n");
+    let outcome = env.build(env.options(&both)).await.0.unwrap();
+    let c = env.config(&outcome).oci.config().clone().unwrap();
+    assert_eq!(
+        c.cmd().clone().unwrap(),
+        vec!["a"],
+        "a CMD of the same stage is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_run_but_never_a_layer_or_the_history() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN --mount=type=secret,id=token test \"$(wc -c < /run/secrets/token)\" = 12 && echo ok > /done\n"
+    );
+    let mut opts = env.options(&dockerfile);
+    opts.secrets = vec![solve::Secret {
+        id: "token".into(),
+        value: b"s3cr3t-value".to_vec(),
+    }];
+    let (result, _) = env.build(opts).await;
+    let outcome = result.unwrap_or_else(|e| panic!("{e}"));
+    let layers = layer_entries(&env, &outcome);
+    let last = layers.last().unwrap();
+    assert!(!last.iter().any(|p| p.contains("secrets")), "{last:?}");
+    let config_bytes = env.store.read_blob(&outcome.config_digest).unwrap();
+    assert!(!String::from_utf8_lossy(&config_bytes).contains("s3cr3t-value"));
+    for l in env
+        .store
+        .image(&outcome.manifest_digest)
+        .unwrap()
+        .manifest
+        .layers()
+    {
+        let digest = strata_image::Digest::try_from(l.digest()).unwrap();
+        let blob = env.store.read_blob(&digest).unwrap();
+        assert!(
+            !blob.windows(12).any(|w| w == b"s3cr3t-value"),
+            "secret bytes in a layer"
+        );
+    }
+
+    let mut missing = env.options(&format!(
+        "{BASE}RUN --mount=type=secret,id=absent,required=true true\n"
+    ));
+    missing.no_cache = true;
+    assert!(env.build(missing).await.0.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_stages_run_in_parallel() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN sleep 1 && echo a > /a\n\nFROM strata-fixtures/busybox:1.35 AS two\nRUN sleep 1 && echo b > /b\n\nFROM strata-fixtures/busybox:1.35\nCOPY --from=0 /a /a\nCOPY --from=two /b /b\nRUN test \"$(cat /a /b)\" = \"$(printf 'a\\nb')\"\n"
+    );
+    let started = std::time::Instant::now();
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1900),
+        "two 1 s stages overlapped: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_120_layers_builds() {
+    let env = env();
+    let mut dockerfile = BASE.to_string();
+    for i in 0..120 {
+        dockerfile.push_str(&format!("RUN echo {i} > /layer-{i}\n"));
+    }
+    dockerfile.push_str("RUN test \"$(cat /layer-0)\" = 0 && test \"$(cat /layer-119)\" = 119 && test \"$(ls / | grep -c layer-)\" = 120\n");
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    let outcome = result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(env.config(&outcome).diff_ids().unwrap().len() >= 121);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_and_tmpfs_mounts() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN --mount=type=cache,target=/cache echo $(date +%s%N) >> /cache/runs && wc -l < /cache/runs > /count\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/x && test -e /scratch/x\n"
+    );
+    let first = env.build(env.options(&dockerfile)).await.0.unwrap();
+    let mut opts = env.options(&dockerfile);
+    opts.no_cache = true;
+    env.build(opts).await.0.unwrap();
+    let layers = layer_entries(&env, &first);
+    assert!(
+        !layers
+            .iter()
+            .flatten()
+            .any(|p| p.starts_with("cache") || p.starts_with("scratch")),
+        "{layers:?}"
+    );
+}

@@ -81,8 +81,9 @@ pub enum StepResult {
 }
 
 /// Looks up `key`; a record whose layer blob or snapshot has gone (pruned) is a miss.
-pub fn lookup(store: &Store, key: &Digest) -> Option<StepResult> {
+pub fn lookup(store: &Store, key: &Digest) -> Option<(StepResult, chrono::DateTime<chrono::Utc>)> {
     let record = store.cache_get(key).ok()??;
+    let created = record.created;
     let result: StepResult = serde_json::from_value(record.payload).ok()?;
     if let StepResult::Layer(layer) = &result {
         if !store.has_blob(&layer.blob) {
@@ -91,7 +92,7 @@ pub fn lookup(store: &Store, key: &Digest) -> Option<StepResult> {
         // A pruned snapshot makes the record useless.
         store.snapshot(&layer.chain_id).ok()??;
     }
-    Some(result)
+    Some((result, created))
 }
 
 /// Records the result of a step under `key`.
@@ -99,6 +100,7 @@ pub fn record(
     store: &Store,
     key: &Digest,
     result: &StepResult,
+    created: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), strata_store::StoreError> {
     let (blobs, chain_ids) = match result {
         StepResult::Layer(layer) => (vec![layer.blob], vec![layer.chain_id]),
@@ -111,7 +113,7 @@ pub fn record(
             payload,
             blobs,
             chain_ids,
-            created: chrono::Utc::now(),
+            created,
         },
     )
 }

@@ -40,6 +40,22 @@ pub struct Secret {
     pub value: Vec<u8>,
 }
 
+/// Fetches base images the store does not have (or all of them with `--pull`): the registry
+/// client, implemented by the binary so this crate stays free of HTTP and TLS.
+pub trait ImageFetcher: Send + Sync + std::fmt::Debug {
+    /// Pulls `reference` (as written in the Dockerfile) into the store and tags it there.
+    fn fetch<'a>(&'a self, reference: &'a str) -> FetchFuture<'a>;
+}
+
+/// The future [`ImageFetcher::fetch`] returns.
+pub type FetchFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
+            + Send
+            + 'a,
+    >,
+>;
+
 /// What to build and how.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -71,6 +87,10 @@ pub struct BuildOptions {
     pub secrets: Vec<Secret>,
     /// Where the context's stat cache lives (`None`: no persistence).
     pub stat_cache: Option<PathBuf>,
+    /// `--pull`: fetch every base image even if the store has it.
+    pub pull: bool,
+    /// How to fetch missing base images; `None` means they must already be in the store.
+    pub fetcher: Option<Arc<dyn ImageFetcher>>,
 }
 
 impl BuildOptions {
@@ -91,6 +111,8 @@ impl BuildOptions {
             source_date_epoch: None,
             secrets: Vec::new(),
             stat_cache: None,
+            pull: false,
+            fetcher: None,
         }
     }
 }
@@ -144,6 +166,14 @@ pub enum BuildError {
     BaseImageNotFound {
         /// The reference as written.
         name: String,
+    },
+    /// Fetching a base image failed.
+    #[error("failed to pull {name}: {source}")]
+    Pull {
+        /// The reference as written.
+        name: String,
+        /// The registry client's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A `--from` names a stage that is not part of this build.
     #[error("{step}: stage {name:?} is not built by this plan")]
@@ -235,6 +265,8 @@ pub struct StageOutput {
     pub layers: Vec<Layer>,
     /// The cache key of its last filesystem step (or base).
     pub key: Digest,
+    /// When its last filesystem step was made (history and config times derive from it).
+    pub time: chrono::DateTime<chrono::Utc>,
 }
 
 /// Everything the stages of one build share.
@@ -259,6 +291,7 @@ pub struct Shared {
     outputs: std::sync::Mutex<HashMap<usize, Arc<StageOutput>>>,
     cached: AtomicUsize,
     executed: AtomicUsize,
+    fetched: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -340,6 +373,7 @@ pub async fn build(
         outputs: std::sync::Mutex::new(HashMap::new()),
         cached: AtomicUsize::new(0),
         executed: AtomicUsize::new(0),
+        fetched: tokio::sync::Mutex::new(std::collections::HashSet::new()),
     });
 
     let jobs = Arc::new(tokio::sync::Semaphore::new(shared.options.jobs.max(1)));
@@ -441,6 +475,49 @@ fn commit_image(shared: &Shared, output: &StageOutput) -> Result<BuildOutcome, B
         cached_steps: shared.cached.load(Ordering::Relaxed),
         executed_steps: shared.executed.load(Ordering::Relaxed),
     })
+}
+
+/// Makes sure the image `name` is in the store, fetching it when missing (or always, once per
+/// build, with `--pull`).
+pub(crate) async fn ensure_image(shared: &Shared, name: &str) -> Result<(), BuildError> {
+    let Some(fetcher) = shared.options.fetcher.clone() else {
+        return Ok(());
+    };
+    let mut fetched = shared.fetched.lock().await;
+    if fetched.contains(name) {
+        return Ok(());
+    }
+    let present = shared.store.resolve(name).is_ok();
+    if present && !shared.options.pull {
+        return Ok(());
+    }
+    let vertex = shared.next_vertex();
+    let started = Instant::now();
+    (shared.progress)(Event::Started {
+        vertex,
+        name: format!("[internal] load metadata for {name}"),
+    });
+    match fetcher.fetch(name).await {
+        Ok(()) => {
+            (shared.progress)(Event::Done {
+                vertex,
+                elapsed: started.elapsed(),
+            });
+            fetched.insert(name.to_string());
+            Ok(())
+        }
+        Err(source) => {
+            (shared.progress)(Event::Failed {
+                vertex,
+                elapsed: started.elapsed(),
+                message: source.to_string(),
+            });
+            Err(BuildError::Pull {
+                name: name.to_string(),
+                source,
+            })
+        }
+    }
 }
 
 /// The base of a stage, resolved.

@@ -43,6 +43,7 @@ struct StageState {
     cmd_set: bool,
     step: usize,
     total: usize,
+    time: chrono::DateTime<chrono::Utc>,
 }
 
 impl StageState {
@@ -108,9 +109,15 @@ impl StageState {
         });
     }
 
+    /// History times are the time of the last filesystem step (executed now, or the time its
+    /// cache record was made), so a fully cached rebuild reproduces the same image.
     fn push_history(&mut self, shared: &Shared, created_by: String, layer: Option<&Layer>) {
+        let time = match shared.options.source_date_epoch {
+            Some(_) => now(shared),
+            None => self.time,
+        };
         let entry = history_entry(
-            Some(now(shared)),
+            Some(time),
             &created_by,
             Some("buildkit.dockerfile.v0"),
             layer.is_none(),
@@ -130,24 +137,41 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
         .plan
         .stage(index)
         .ok_or(BuildError::SnapshotMissing)?;
-    let label = planned
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("stage-{index}"));
+    // BuildKit names steps `[stage 2/5]` in multi-stage builds and `[2/5]` otherwise.
+    let label = if shared.dockerfile.stages.len() == 1 {
+        String::new()
+    } else {
+        planned
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"))
+    };
     let total = stage.commands.len() + 1;
 
     let vertex = shared.next_vertex();
     let started = Instant::now();
-    let from_name = format!("[{label} 1/{total}] {}", stage.instruction.original.trim());
+    let from_name = format!(
+        "[{}1/{total}] {}",
+        prefix(&label),
+        stage.instruction.original.trim()
+    );
     (shared.progress)(Event::Started {
         vertex,
         name: from_name,
     });
-    let (mut config, layers, key) = match super::resolve_source(shared, &planned.base)? {
-        BaseSource::Scratch => (scratch_config(), Vec::new(), cache::base_key("scratch", "")),
+    if let StageSource::Image(name) = &planned.base {
+        super::ensure_image(shared, name).await?;
+    }
+    let (mut config, layers, key, time) = match super::resolve_source(shared, &planned.base)? {
+        BaseSource::Scratch => (
+            scratch_config(),
+            Vec::new(),
+            cache::base_key("scratch", ""),
+            chrono::DateTime::UNIX_EPOCH,
+        ),
         BaseSource::Stage(i) => {
             let out = shared.output(i).ok_or(BuildError::SnapshotMissing)?;
-            (out.config.clone(), out.layers.clone(), out.key)
+            (out.config.clone(), out.layers.clone(), out.key, out.time)
         }
         BaseSource::Image {
             manifest_digest,
@@ -162,10 +186,17 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
                     path: "<unpack>".into(),
                     source: std::io::Error::other(e.to_string()),
                 })??;
+            let time = config
+                .oci
+                .created()
+                .as_deref()
+                .and_then(strata_image::config::parse_time)
+                .unwrap_or(chrono::DateTime::UNIX_EPOCH);
             (
                 *config,
                 layers,
                 cache::base_key("image", &manifest_digest.to_string()),
+                time,
             )
         }
     };
@@ -185,6 +216,7 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
         cmd_set: false,
         step: 1,
         total: total + triggers.len(),
+        time,
     };
     if !state.env_pairs().iter().any(|(k, _)| k == "PATH") {
         state.set_env("PATH", DEFAULT_PATH);
@@ -215,7 +247,16 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
         config: state.config,
         layers: state.layers,
         key: state.key,
+        time: state.time,
     })
+}
+
+fn prefix(label: &str) -> String {
+    if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label} ")
+    }
 }
 
 fn scratch_config() -> ImageConfig {
@@ -255,8 +296,8 @@ async fn run_instruction(
             rendered: e.render(&shared.options.dockerfile_name, &shared.options.dockerfile),
         })?;
     let name = format!(
-        "[{} {}/{}] {}",
-        state.label,
+        "[{}{}/{}] {}",
+        prefix(&state.label),
         state.step,
         state.total,
         instruction.original.trim()
@@ -368,7 +409,7 @@ fn apply_result(
     }
 }
 
-fn lookup(shared: &Shared, key: &Digest) -> Option<StepResult> {
+fn lookup(shared: &Shared, key: &Digest) -> Option<(StepResult, chrono::DateTime<chrono::Utc>)> {
     if shared.options.no_cache {
         return None;
     }
@@ -519,7 +560,8 @@ fn run_step<'a>(
         }
         let key = key.finish();
         let created_by = history::run(&history_args(state), &argv);
-        if let Some(result) = lookup(shared, &key) {
+        if let Some((result, time)) = lookup(shared, &key) {
+            state.time = time;
             apply_result(shared, state, key, &result, created_by);
             return Ok(true);
         }
@@ -613,7 +655,9 @@ fn run_step<'a>(
             }
         })
         .await?;
-        cache::record(&shared.store, &key, &result)?;
+        let time = chrono::Utc::now();
+        cache::record(&shared.store, &key, &result, time)?;
+        state.time = time;
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })
@@ -890,7 +934,8 @@ fn copy_step<'a>(
         let mut from_tree: Option<DirTree> = None;
         if !paths.is_empty() {
             if let Some(from) = &copy.from {
-                let (source_key, layers) = from_source(shared, from, command_index, stage_index)?;
+                let (source_key, layers) =
+                    from_source(shared, from, command_index, stage_index).await?;
                 key = key
                     .field("from", &source_key.to_string())
                     .list("sources", &paths);
@@ -953,7 +998,8 @@ fn copy_step<'a>(
             Some((tree, names))
         };
         let key = key.finish();
-        if let Some(result) = lookup(shared, &key) {
+        if let Some((result, time)) = lookup(shared, &key) {
+            state.time = time;
             apply_result(shared, state, key, &result, created_by);
             return Ok(true);
         }
@@ -989,7 +1035,9 @@ fn copy_step<'a>(
         .await?;
         drop(from_view);
         drop(scratch);
-        cache::record(&shared.store, &key, &result)?;
+        let time = chrono::Utc::now();
+        cache::record(&shared.store, &key, &result, time)?;
+        state.time = time;
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })
@@ -1020,7 +1068,7 @@ impl SourceTree for ContextRef {
 }
 
 /// The key and layers a `--from` names: a stage of this build or an image.
-fn from_source(
+async fn from_source(
     shared: &Shared,
     from: &str,
     command_index: Option<usize>,
@@ -1045,6 +1093,9 @@ fn from_source(
             None => StageSource::Image(from.to_string()),
         },
     };
+    if let StageSource::Image(name) = &source {
+        super::ensure_image(shared, name).await?;
+    }
     match super::resolve_source(shared, &source)? {
         BaseSource::Scratch => Ok((cache::base_key("scratch", ""), Vec::new())),
         BaseSource::Stage(i) => {
@@ -1094,7 +1145,8 @@ fn workdir_step<'a>(
             .field("dir", &dir)
             .field("user", &user)
             .finish();
-        if let Some(result) = lookup(shared, &key) {
+        if let Some((result, time)) = lookup(shared, &key) {
+            state.time = time;
             apply_result(shared, state, key, &result, created_by);
             return Ok(true);
         }
@@ -1118,7 +1170,9 @@ fn workdir_step<'a>(
             .map_err(join_error)?
         })
         .await?;
-        cache::record(&shared.store, &key, &result)?;
+        let time = chrono::Utc::now();
+        cache::record(&shared.store, &key, &result, time)?;
+        state.time = time;
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })
