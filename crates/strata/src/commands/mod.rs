@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod build;
+pub mod builder;
 pub mod history;
 pub mod image;
 pub mod images;
@@ -52,6 +54,10 @@ pub struct Global {
 pub enum Command {
     /// Show the strata version
     Version,
+    /// Build an image from a Dockerfile
+    Build(build::Args),
+    /// Manage builds (build cache)
+    Builder(builder::Args),
     /// List images
     Images(images::Args),
     /// Show the history of an image
@@ -90,6 +96,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("strata {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Build(args) => build::run(global, args),
+        Command::Builder(args) => builder::run(global, args),
         Command::Images(args) => images::run(global, args),
         Command::History(args) => history::run(global, args),
         Command::Inspect(args) => inspect::run(global, args),
