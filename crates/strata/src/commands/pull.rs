@@ -4,7 +4,7 @@
 //! Also home of what the registry commands share: the client set up from docker's
 //! `config.json` and `--insecure-registry`, and the per-layer progress display.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -167,7 +167,8 @@ struct ProgressState {
     lines: Vec<(Digest, String)>,
     /// How many lines the last redraw left above the cursor.
     drawn: usize,
-    printed: HashSet<(Digest, &'static str)>,
+    /// Plain mode: the last line printed per layer.
+    printed: HashMap<Digest, String>,
     last_draw: HashMap<Digest, Instant>,
 }
 
@@ -230,22 +231,26 @@ impl Progress {
     }
 
     fn plain(&self, digest: Digest, status: &BlobStatus) {
-        // Byte counts are for terminals; logs get each state once.
-        let key: &'static str = match status {
-            BlobStatus::Downloading { .. } | BlobStatus::Pushing { .. } => return,
-            BlobStatus::Waiting => "waiting",
-            BlobStatus::Preparing => "preparing",
-            BlobStatus::Verifying => "verifying",
-            _ => "final",
-        };
-        if !self.lock().printed.insert((digest, key)) {
+        // Byte counts are for terminals; logs get each change of state once.
+        if matches!(
+            status,
+            BlobStatus::Downloading { .. } | BlobStatus::Pushing { .. }
+        ) {
             return;
+        }
+        let label = self.label(status);
+        {
+            let mut state = self.lock();
+            if state.printed.get(&digest) == Some(&label) {
+                return;
+            }
+            state.printed.insert(digest, label.clone());
         }
         let mut out = std::io::stdout().lock();
         if *status == BlobStatus::PullComplete {
             let _ = writeln!(out, "{}: Download complete", digest.short());
         }
-        let _ = writeln!(out, "{}: {}", digest.short(), self.label(status));
+        let _ = writeln!(out, "{}: {label}", digest.short());
     }
 
     fn terminal(&self, digest: Digest, status: &BlobStatus) {
