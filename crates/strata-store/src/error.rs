@@ -52,6 +52,12 @@ pub enum StoreError {
     InvalidReference { query: String, reason: String },
     #[error("manifest {digest} has media type {media_type:?}, which is not an image manifest")]
     NotAnImageManifest { digest: Digest, media_type: String },
+    #[error("image config {digest}: {source}")]
+    Config {
+        digest: Digest,
+        #[source]
+        source: strata_image::config::ConfigError,
+    },
     #[error("snapshot {0} does not exist")]
     SnapshotNotFound(Digest),
     #[error("snapshot {chain_id} is the parent of snapshot {child}; remove the child first")]

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use strata_image::Digest;
 use strata_image::oci::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use strata_image::{Digest, ImageConfig};
 
 use crate::Store;
 use crate::error::{IoContext, Result, StoreError};
@@ -41,6 +41,9 @@ pub struct Image {
     pub manifest_bytes: Vec<u8>,
     /// The IMAGE ID, as docker shows it.
     pub config_digest: Digest,
+    /// The config, parsed (docker's extensions kept).
+    pub config: ImageConfig,
+    /// The config exactly as stored (its digest is the IMAGE ID).
     pub config_bytes: Vec<u8>,
     /// Every tag of `index.json` that points at this manifest, sorted.
     pub names: Vec<String>,
@@ -170,6 +173,11 @@ impl Store {
             })?;
         let config_digest = descriptor_digest(manifest.config(), &path)?;
         let config_bytes = self.read_blob(&config_digest)?;
+        let config =
+            ImageConfig::from_slice(&config_bytes).map_err(|source| StoreError::Config {
+                digest: config_digest,
+                source,
+            })?;
         let mut names: Vec<String> = entries
             .iter()
             .filter(|e| e.digest == *digest)
@@ -183,6 +191,7 @@ impl Store {
             manifest,
             manifest_bytes,
             config_digest,
+            config,
             config_bytes,
             names,
         })

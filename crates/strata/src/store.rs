@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use strata_image::{Digest, ImageConfig, Reference, Sha256Writer};
+use strata_image::{Digest, Reference, Sha256Writer};
 use strata_store::{Image, LayerInfo, Store};
 
 use crate::commands::Global;
@@ -51,12 +51,6 @@ pub fn resolve(store: &Store, query: &str) -> anyhow::Result<Image> {
     Ok(store.resolve(query)?)
 }
 
-/// An image's config, parsed.
-pub fn config(image: &Image) -> anyhow::Result<ImageConfig> {
-    ImageConfig::from_slice(&image.config_bytes)
-        .with_context(|| format!("image config {}", image.config_digest))
-}
-
 /// The raw config JSON (to show fields verbatim).
 pub fn config_json(image: &Image) -> anyhow::Result<serde_json::Value> {
     serde_json::from_slice(&image.config_bytes)
@@ -66,8 +60,7 @@ pub fn config_json(image: &Image) -> anyhow::Result<serde_json::Value> {
 /// Per-layer sizes (bottom first) as docker counts them, computed once per layer and then
 /// remembered by the store.
 pub fn layer_sizes(store: &Store, image: &Image) -> anyhow::Result<Vec<(Digest, u64)>> {
-    let config = config(image)?;
-    let diff_ids = config.diff_ids()?;
+    let diff_ids = image.config.diff_ids()?;
     let layers = image.manifest.layers();
     if layers.len() != diff_ids.len() {
         bail!(
@@ -199,7 +192,7 @@ pub fn summaries(store: &Store) -> anyhow::Result<Vec<Summary>> {
         {
             Some(i) => i,
             None => {
-                let config = config(&image)?;
+                let config = &image.config;
                 let created = config
                     .oci
                     .created()

@@ -47,7 +47,7 @@ struct Row {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let store = store::open(global)?;
     let image = store::resolve(&store, &args.image)?;
-    let config = store::config(&image)?;
+    let config = &image.config;
     let sizes = store::layer_sizes(&store, &image)?;
     let trunc = !args.no_trunc;
 

@@ -264,10 +264,14 @@ fn key_values(rest: &str, legacy_allowed: bool) -> anyhow::Result<Vec<(String, S
     let first = rest.split_whitespace().next().unwrap_or("");
     if legacy_allowed && !first.contains('=') {
         let (key, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if key.is_empty() {
-            bail!("missing variable name");
+        let value = value.trim();
+        if key.is_empty() || key.contains(['"', '\'']) {
+            bail!("invalid variable name {key:?}");
         }
-        return Ok(vec![(key.to_string(), value.trim().to_string())]);
+        if value.is_empty() {
+            bail!("{key} has no value: use KEY=VALUE or KEY VALUE");
+        }
+        return Ok(vec![(key.to_string(), value.to_string())]);
     }
     let mut out = Vec::new();
     for word in words(rest)? {

@@ -89,7 +89,7 @@ fn check(
     let mut out = Vec::with_capacity(images.len());
     for loaded in images {
         let image = store.image(&loaded.manifest_digest)?;
-        let config = store::config(&image)?;
+        let config = &image.config;
         let diff_ids = config.diff_ids()?;
         let mut infos = Vec::new();
         for (layer, diff_id) in image.manifest.layers().iter().zip(diff_ids) {

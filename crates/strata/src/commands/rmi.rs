@@ -102,13 +102,12 @@ pub fn remove(store: &Store, query: &str, force: bool) -> anyhow::Result<Vec<Str
     }
     lines.push(format!("Deleted: {id}"));
     // The layers no remaining image shares, top first, as docker lists released layers.
-    let config = store::config(&image)?;
+    let config = &image.config;
     let chain = strata_image::chain_id(&config.diff_ids()?);
     let mut kept = HashSet::new();
     for e in store.images()? {
         if let Ok(other) = store.image(&e.digest)
-            && let Ok(c) = store::config(&other)
-            && let Ok(ids) = c.diff_ids()
+            && let Ok(ids) = other.config.diff_ids()
         {
             kept.extend(strata_image::chain_id(&ids));
         }
