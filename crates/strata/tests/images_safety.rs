@@ -396,3 +396,31 @@ fn prune_removes_dangling_images_and_df_reports_usage() {
         "Total reclaimed space: 0B\n"
     );
 }
+
+#[test]
+fn load_reads_a_gzip_compressed_archive_from_stdin() {
+    let root = tempfile::tempdir().unwrap();
+    let gzip = Command::new("gzip")
+        .args(["-c", "-1"])
+        .arg(busybox())
+        .output()
+        .unwrap();
+    assert!(gzip.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&gzip.stdout));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: strata-fixtures/busybox:1.35\n"
+    );
+}
