@@ -260,7 +260,19 @@ impl Source {
             let fd = root.open_dir(&path.relative())?;
             return Ok((Source::Dir(fd), true, name));
         }
-        let parent = root.open_dir(&path.parent())?;
+        // Name the path asked for, not the parent that failed to resolve.
+        let parent = root.open_dir(&path.parent()).map_err(|e| match e {
+            ContainerError::CopyPath { id, reason, .. } => ContainerError::CopyPath {
+                id,
+                path: format!("/{}", path.relative().display()),
+                reason,
+            },
+            ContainerError::HostPath { reason, .. } => ContainerError::HostPath {
+                path: Path::new("/").join(path.relative()),
+                reason,
+            },
+            other => other,
+        })?;
         let last = path.name().unwrap_or(OsStr::new("."));
         let stat = rustix::fs::statat(&parent, last, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| root.io_error("stat", &path.relative(), e))?;

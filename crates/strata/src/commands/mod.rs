@@ -25,6 +25,19 @@ pub mod rmi;
 pub mod save;
 pub mod system;
 pub mod tag;
+pub mod commit;
+pub mod container;
+pub mod cp;
+pub mod create;
+pub mod export;
+pub mod kill;
+pub mod logs;
+pub mod ps;
+pub mod rm;
+pub mod run;
+pub mod start;
+pub mod stop;
+pub mod wait;
 
 /// strata: a daemonless, docker-compatible container image builder.
 #[derive(Debug, Parser)]
@@ -86,6 +99,32 @@ pub enum Command {
     Login(login::Args),
     /// Log out from a registry
     Logout(logout::Args),
+    /// Create and run a new container from an image
+    Run(run::Args),
+    /// Create a new container
+    Create(create::Args),
+    /// Start one or more stopped containers
+    Start(start::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// Fetch the logs of a container
+    Logs(logs::Args),
+    /// Stop one or more running containers
+    Stop(stop::Args),
+    /// Kill one or more running containers
+    Kill(kill::Args),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::Args),
+    /// Remove one or more containers
+    Rm(rm::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::Args),
+    /// Create a new image from a container's changes
+    Commit(commit::Args),
+    /// Export a container's filesystem as a tar archive
+    Export(export::Args),
+    /// Manage containers
+    Container(container::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -112,5 +151,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(global, args),
         Command::Login(args) => login::run(global, args),
         Command::Logout(args) => logout::run(global, args),
+        Command::Run(args) => run::run(global, args),
+        Command::Create(args) => create::run(global, args),
+        Command::Start(args) => start::run(global, args),
+        Command::Ps(args) => ps::run(global, args),
+        Command::Logs(args) => logs::run(global, args),
+        Command::Stop(args) => stop::run(global, args),
+        Command::Kill(args) => kill::run(global, args),
+        Command::Wait(args) => wait::run(global, args),
+        Command::Rm(args) => rm::run(global, args),
+        Command::Cp(args) => cp::run(global, args),
+        Command::Commit(args) => commit::run(global, args),
+        Command::Export(args) => export::run(global, args),
+        Command::Container(args) => container::run(global, args),
     }
 }

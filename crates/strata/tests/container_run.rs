@@ -1,0 +1,152 @@
+//! `strata run` as a user runs it: output, exit codes (the container's, 125/126/127 as docker),
+//! the image config applied as docker applies it, writes that never reach the image, `--rm`,
+//! and signals forwarded to the container.
+
+mod container_common;
+
+use container_common::{BUSYBOX, Strata};
+
+#[test]
+fn run_prints_the_output_and_returns_the_exit_code() {
+    let s = Strata::with(&["busybox_1.35"]);
+    assert_eq!(s.ok(&["run", "--rm", BUSYBOX, "echo", "hi"]), "hi\n");
+    let cases: &[(&[&str], i32)] = &[
+        (&["sh", "-c", "exit 3"], 3),
+        (&["nonexistent-command"], 127),
+        (&["/no/such/file"], 127),
+        // A directory is not executable.
+        (&["/etc"], 126),
+    ];
+    for (command, want) in cases {
+        let mut args = vec!["run", "--rm", BUSYBOX];
+        args.extend_from_slice(command);
+        let (code, _) = s.fails(&args);
+        assert_eq!(code, *want, "{command:?}");
+    }
+    // strata's own failure: no such image.
+    let (code, stderr) = s.fails(&["run", "--rm", "no-such-image:1", "true"]);
+    assert_eq!(code, 125);
+    assert!(stderr.contains("strata pull"), "{stderr}");
+    // --rm left nothing behind.
+    assert!(s.ps_all().is_empty(), "{:?}", s.ps_all());
+}
+
+#[test]
+fn run_applies_flags_over_the_image_config_as_docker_does() {
+    let s = Strata::with(&["busybox_1.35"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "65534:65534",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u):$(id -g) $HOSTNAME",
+    ]);
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields[..3], ["1", "/tmp", "65534:65534"], "{out}");
+    assert_eq!(fields[3].len(), 12, "HOSTNAME is the short id: {out}");
+
+    std::fs::write(s.path("env"), "# comment\nB=from file\n").unwrap();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        "env",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo $B",
+    ]);
+    assert_eq!(out, "from file\n");
+
+    // --entrypoint replaces the entrypoint and the image's Cmd (busybox's is `sh`).
+    let out = s.ok(&["run", "--rm", "--entrypoint", "echo", BUSYBOX, "a", "b"]);
+    assert_eq!(out, "a b\n");
+    let out = s.ok(&["run", "--rm", "--entrypoint", "echo", BUSYBOX]);
+    assert_eq!(out, "\n");
+}
+
+#[test]
+fn writes_stay_in_the_container() {
+    let s = Strata::with(&["busybox_1.35"]);
+    s.ok(&[
+        "run",
+        "--name",
+        "writer",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo x > /etc/written && rm /bin/ls",
+    ]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "test -e /etc/written; echo $?; test -e /bin/ls; echo $?",
+    ]);
+    assert_eq!(out, "1\n0\n");
+    // Started again, the container sees its own changes: /bin/ls is already gone.
+    let (code, stderr) = s.fails(&["start", "-a", "writer"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("can't remove '/bin/ls'"), "{stderr}");
+    let rows = s.ps_all();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][4].starts_with("Exited (1)"), "{rows:?}");
+}
+
+#[test]
+fn names_are_unique() {
+    let s = Strata::with(&["busybox_1.35"]);
+    s.ok(&["create", "--name", "one", BUSYBOX]);
+    let (code, stderr) = s.fails(&["create", "--name", "one", BUSYBOX]);
+    assert_eq!(code, 125);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    // Without --name: docker-style adjective_surname.
+    s.ok(&["create", BUSYBOX]);
+    let rows = s.ps_all();
+    let generated = rows
+        .iter()
+        .find(|r| r[6] != "one")
+        .expect("second container");
+    assert!(generated[6].contains('_'), "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r[4] == "Created").count(), 2);
+}
+
+#[test]
+fn signals_reach_the_container() {
+    let s = Strata::with(&["busybox_1.35"]);
+    let mut child = s
+        .command(&[
+            "run",
+            "--rm",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(status.code(), Some(7));
+}
