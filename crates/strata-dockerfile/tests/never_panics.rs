@@ -193,6 +193,13 @@ fn deep_nesting_never_overflows_the_stack() {
             "FROM busybox\nRUN --mount={}\n",
             "type=cache,".repeat(depth)
         ),
+        // values that double on every line, and replacements that multiply
+        format!("FROM scratch\nENV A=xy\n{}", "ENV A=$A$A$A$A\n".repeat(200)),
+        format!(
+            "FROM scratch\nENV P=abcdefgh\nENV Q={}x{}\n",
+            "${P//?/".repeat(60),
+            "}".repeat(60)
+        ),
     ];
     for source in sources {
         let outcome = std::thread::Builder::new()

@@ -259,8 +259,7 @@ impl Linter {
                     },
                 };
                 if let Some(value) = value {
-                    env.retain(|(k, _)| *k != decl.name);
-                    env.push((decl.name.clone(), value));
+                    set(&mut env, &decl.name, &value);
                 }
                 declared.push(decl.name.clone());
             }
@@ -617,7 +616,16 @@ impl Linter {
     }
 }
 
+/// Values longer than this are tracked as defined but empty: `ENV A=$A$A` repeated doubles the
+/// value on every line, and the checks only need to know that the name exists.
+const MAX_TRACKED_VALUE: usize = 1 << 16;
+
 fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    let value = if value.len() > MAX_TRACKED_VALUE {
+        ""
+    } else {
+        value
+    };
     env.retain(|(k, _)| k != key);
     env.push((key.to_owned(), value.to_owned()));
 }

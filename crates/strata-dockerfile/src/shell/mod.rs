@@ -20,6 +20,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use self::pattern::MAX_REPLACED_LEN;
 use self::pattern::PatternError;
 
 /// Variables visible to an expansion. Keys are compared exactly (Linux semantics).
@@ -119,6 +120,10 @@ pub enum ShellErrorKind {
     /// levels).
     #[error("substitutions nested deeper than {limit} levels")]
     TooDeep { limit: usize },
+    /// `${v//p/r}` would produce more than [`MAX_REPLACED_LEN`] bytes (nested replacements grow
+    /// exponentially; BuildKit has no limit and runs out of memory).
+    #[error("substitution result longer than {limit} bytes")]
+    TooLong { limit: usize },
     /// A `#`, `%` or `/` pattern with a backslash before something other than `*`, `?`, `\`, `}` or `/`.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{}'", escaped.unwrap_or('\u{FFFD}'))]
     InvalidPattern {
@@ -637,9 +642,14 @@ impl<'a> Scan<'a> {
 }
 
 fn invalid_pattern(pattern: &str, error: PatternError) -> ShellErrorKind {
-    ShellErrorKind::InvalidPattern {
-        pattern: pattern.to_owned(),
-        escaped: error.escaped,
+    match error {
+        PatternError::Escape(escaped) => ShellErrorKind::InvalidPattern {
+            pattern: pattern.to_owned(),
+            escaped,
+        },
+        PatternError::TooLong => ShellErrorKind::TooLong {
+            limit: MAX_REPLACED_LEN,
+        },
     }
 }
 

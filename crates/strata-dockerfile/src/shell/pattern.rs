@@ -9,12 +9,18 @@
 //! The escape character of a pattern is always a backslash, even under `# escape=``: the lexer keeps
 //! escapes raw in pattern words and this module interprets them.
 
-/// Why a pattern was refused.
+/// Why a pattern operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PatternError {
-    /// The character after the backslash (`None` when the pattern ends with a lone backslash).
-    pub(crate) escaped: Option<char>,
+pub(crate) enum PatternError {
+    /// A backslash before this character (`None`: a lone backslash at the end).
+    Escape(Option<char>),
+    /// `${v//p/r}` would produce more than [`MAX_REPLACED_LEN`] bytes.
+    TooLong,
 }
+
+/// The largest result of a replace-all, in bytes. Replacing every match multiplies lengths, so
+/// nested `${v//p/${v//p/...}}` grows exponentially; this bounds the memory a word can claim.
+pub const MAX_REPLACED_LEN: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
@@ -62,7 +68,7 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, PatternError> {
                     chars.next();
                     tokens.push(Token::Literal(next));
                 }
-                other => return Err(PatternError { escaped: other }),
+                other => return Err(PatternError::Escape(other)),
             },
             other => tokens.push(Token::Literal(other)),
         }
@@ -353,10 +359,16 @@ pub(crate) fn replace_all(
         if end > last_end || start == 0 {
             expand_template(replacement, &chars[start..end], &mut out);
         }
+        if out.len() > MAX_REPLACED_LEN {
+            return Err(PatternError::TooLong);
+        }
         last_end = end;
         search = if search + 1 > end { search + 1 } else { end };
     }
     out.extend(&chars[last_end.min(chars.len())..]);
+    if out.len() > MAX_REPLACED_LEN {
+        return Err(PatternError::TooLong);
+    }
     Ok(out)
 }
 
@@ -483,6 +495,17 @@ mod tests {
         assert_eq!(replace_all("*", "xy", "-").as_deref(), Ok("-"));
         assert_eq!(replace_all("x*", "axxb", "-").as_deref(), Ok("a-"));
         assert_eq!(replace_all("", "", "-").as_deref(), Ok("-"));
+    }
+
+    #[test]
+    fn replace_all_results_are_bounded() {
+        let value = "x".repeat(1000);
+        let replacement = "y".repeat(2000);
+        assert_eq!(
+            replace_all("x", &value, &replacement),
+            Err(PatternError::TooLong)
+        );
+        assert!(replace_all("x", &value, "yy").is_ok());
     }
 
     #[test]
