@@ -501,8 +501,10 @@ impl<'s> Containers<'s> {
                 unmounted?;
                 return Ok(value);
             }
-            // Held: by the running owner (the rootfs is mounted) or briefly by another reader.
-            if rootfs::is_mounted(&container.rootfs()) {
+            // Held by the running owner (its rootfs is mounted and stays so while it runs), or
+            // briefly by another reader with a temporary mount of its own: wait for that one.
+            let state: State = read_json(&container.dir.join("state.json"), "container state")?;
+            if state.status == Status::Running && rootfs::is_mounted(&container.rootfs()) {
                 return f(&container.rootfs());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strata_runtime::{ExecError, ProcessSpec, Stdio, User};
+use std::io::IsTerminal;
+
+use strata_runtime::{ExecError, OutputSink, ProcessSpec, Stdio, User};
 
 use crate::containers::{Container, Containers};
 use crate::error::{ContainerError, IoContext, Result};
@@ -138,7 +140,16 @@ impl Containers<'_> {
             });
         }
         drop(tx);
-        let run = executor.run_with_id(id, spec, rootfs, Stdio::inherit());
+        // The caller's terminal is passed through to the runtime when there is one; otherwise
+        // (a pipe, a log file) the executor makes a pty and copies its output to our stdout.
+        let mut stdio = Stdio::inherit();
+        if spec.tty && !std::io::stdout().is_terminal() {
+            let out = rustix::io::dup(std::io::stdout()).at("duplicate", "stdout")?;
+            stdio.stdout = OutputSink::Writer(Box::new(tokio::fs::File::from_std(
+                std::fs::File::from(out),
+            )));
+        }
+        let run = executor.run_with_id(id, spec, rootfs, stdio);
         tokio::pin!(run);
         let mut probe = tokio::time::interval(Duration::from_millis(20));
         let mut _forwarders = None;
@@ -201,7 +212,16 @@ impl Containers<'_> {
         let executor = self.executor()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            self.refresh(container)?;
+            match self.refresh(container) {
+                Ok(()) => {}
+                // `--rm`: the supervisor already removed the container it ran.
+                Err(ContainerError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
             let started = container.state.started_at != before;
             match container.state.status {
                 Status::Exited if started => return Ok(()),

@@ -150,3 +150,32 @@ fn signals_reach_the_container() {
     assert_eq!(rest, "got TERM\n");
     assert_eq!(status.code(), Some(7));
 }
+
+#[test]
+fn stdin_and_a_terminal_are_passed_through() {
+    let s = Strata::with(&["busybox_1.35"]);
+    let mut child = s
+        .command(&["run", "--rm", "-i", BUSYBOX, "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"piped in\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // -t without a terminal of our own: strata makes the pty; its output arrives with CRLF.
+    let out = s.output(&[
+        "run",
+        "--rm",
+        "-t",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "tty; echo $TERM; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/dev/pts/0\r\nxterm\r\n"
+    );
+}
