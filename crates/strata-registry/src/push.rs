@@ -35,7 +35,7 @@ pub struct PushOptions {
     pub format: Option<ManifestFormat>,
     /// Blobs uploaded at the same time (docker's default is 5).
     pub max_concurrent_uploads: usize,
-    /// gzip level for uncompressed layers (docker and BuildKit use 6... the zlib default).
+    /// gzip level for uncompressed layers: 6, zlib's default, as docker and BuildKit use.
     pub compression_level: u32,
 }
 

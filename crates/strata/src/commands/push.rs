@@ -30,6 +30,9 @@ pub struct Args {
     /// Convert the manifest to this format [default: the image's own]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// gzip level for layers stored uncompressed (1 fastest … 9 smallest)
+    #[arg(long, value_name = "LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: u32,
     /// Suppress verbose output (print only the digest line)
     #[arg(short, long)]
     pub quiet: bool,
@@ -62,6 +65,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             Format::Docker => ManifestFormat::Docker,
             Format::Oci => ManifestFormat::Oci,
         }),
+        compression_level: args.compression_level,
         ..PushOptions::default()
     };
     if !args.quiet {
