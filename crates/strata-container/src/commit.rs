@@ -8,6 +8,7 @@
 //! is its diff_id), as docker keeps committed layers; the manifest is OCI.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 use strata_image::manifest::{ManifestFormat, build_manifest, descriptor, to_bytes};
@@ -55,16 +56,40 @@ pub fn commit(
             source,
         })?;
 
+    // While the container runs, the runtime's mount points (and `-v` destinations) have
+    // placeholders in the upper directory; everything written below them went to the mounted
+    // filesystems, so they are left out whole (a stopped container has none: the executor
+    // removes the placeholders it made).
+    let mut mount_points: Vec<PathBuf> = [
+        "proc",
+        "sys",
+        "dev",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    mount_points.extend(container.config.mounts.iter().map(|m| {
+        m.destination
+            .strip_prefix("/")
+            .unwrap_or(&m.destination)
+            .to_path_buf()
+    }));
+    let running = container.is_running();
+    let exclude = |path: &Path| running && mount_points.iter().any(|m| m == path);
+    let write_options = WriteOptions {
+        exclude: Some(&exclude),
+        ..WriteOptions::default()
+    };
     let mut ingest = store.ingest()?;
-    let layer = strata_layer::write_overlay_diff(
-        &container.upper_dir(),
-        &mut ingest,
-        &WriteOptions::default(),
-    )
-    .map_err(|source| ContainerError::WriteLayer {
-        id: container.id().to_owned(),
-        source,
-    })?;
+    let layer =
+        strata_layer::write_overlay_diff(&container.upper_dir(), &mut ingest, &write_options)
+            .map_err(|source| ContainerError::WriteLayer {
+                id: container.id().to_owned(),
+                source,
+            })?;
     let (layer_digest, layer_size) = ingest.commit(None)?;
 
     let now = strata_image::config::format_time(chrono::Utc::now());

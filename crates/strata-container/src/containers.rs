@@ -331,26 +331,32 @@ impl<'s> Containers<'s> {
         Ok(())
     }
 
-    /// Takes the container's lock, waiting for a short-lived holder (`cp`, `commit`, a
-    /// reconciling reader) when `wait`; `None` when not waiting and it is held.
-    pub(crate) fn lock(&self, container: &Container, wait: bool) -> Result<Option<ContainerLock>> {
+    fn open_lock(container: &Container) -> Result<File> {
         let path = container.lock_path();
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .at("open", &path)?;
-        if wait {
-            file.lock().at("lock", &path)?;
-        } else {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => return Ok(None),
-                Err(fs::TryLockError::Error(e)) => return Err(e).at("lock", &path),
-            }
+            .at("open", &path)
+    }
+
+    /// Takes the container's lock, waiting for its holder (a short-lived one: `cp`, `commit`,
+    /// a reconciling reader; or the owner of a running container until it ends).
+    pub(crate) fn lock(&self, container: &Container) -> Result<ContainerLock> {
+        let file = Self::open_lock(container)?;
+        file.lock().at("lock", container.lock_path())?;
+        Ok(ContainerLock { _file: file })
+    }
+
+    /// Takes the container's lock if nobody holds it.
+    pub(crate) fn try_lock(&self, container: &Container) -> Result<Option<ContainerLock>> {
+        let file = Self::open_lock(container)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ContainerLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e).at("lock", container.lock_path()),
         }
-        Ok(Some(ContainerLock { _file: file }))
     }
 
     /// A `running` record whose owner is gone becomes `exited` (see the module docs).
@@ -358,7 +364,7 @@ impl<'s> Containers<'s> {
         if container.state.status != Status::Running {
             return Ok(());
         }
-        let Some(_lock) = self.lock(container, false)? else {
+        let Some(_lock) = self.try_lock(container)? else {
             return Ok(()); // the owner is alive
         };
         // Re-read under the lock: the owner may have finished cleanly in between.
@@ -394,7 +400,7 @@ impl<'s> Containers<'s> {
 
     /// Removes a stopped container: its rootfs mount, directory and GC roots.
     pub fn remove(&self, container: &Container) -> Result<()> {
-        let lock = self.lock(container, true)?;
+        let lock = self.lock(container)?;
         let state: State = read_json(&container.dir.join("state.json"), "container state")?;
         if state.status == Status::Running {
             return Err(ContainerError::Running {
@@ -484,7 +490,7 @@ impl<'s> Containers<'s> {
         f: impl FnOnce(&Path) -> Result<T>,
     ) -> Result<T> {
         loop {
-            if let Some(lock) = self.lock(container, false)? {
+            if let Some(lock) = self.try_lock(container)? {
                 let state: State = read_json(&container.dir.join("state.json"), "container state")?;
                 if state.status == Status::Running {
                     // The owner died: reconcile (needs the lock), then retry.

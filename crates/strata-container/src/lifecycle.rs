@@ -49,8 +49,18 @@ impl Containers<'_> {
     /// Runs the container in this process until it exits, with this process's standard streams
     /// (a detached container's supervisor has its output file as stdout and stderr).
     pub async fn run_owned(&self, container: &mut Container) -> Result<Outcome> {
-        let Some(lock) = self.lock(container, true)? else {
-            unreachable_lock()?
+        let lock = match self.try_lock(container)? {
+            Some(lock) => lock,
+            None => {
+                // Held by a running owner (refuse) or briefly by a reader (wait for it).
+                self.refresh(container)?;
+                if container.is_running() {
+                    return Err(ContainerError::AlreadyRunning {
+                        id: container.id().to_owned(),
+                    });
+                }
+                self.lock(container)?
+            }
         };
         self.refresh(container)?;
         if container.state.status == Status::Running {
@@ -308,15 +318,6 @@ impl Containers<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// A blocking lock always yields a lock.
-fn unreachable_lock<T>() -> Result<T> {
-    Err(ContainerError::Io {
-        action: "lock",
-        path: PathBuf::from("container lock"),
-        source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
-    })
 }
 
 #[cfg(test)]

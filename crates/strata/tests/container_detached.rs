@@ -173,3 +173,24 @@ fn published_ports_reach_a_container_without_network() {
     assert!(ps.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{ps}");
     s.ok(&["rm", "-f", "isolated"]);
 }
+
+#[test]
+fn container_prune_removes_stopped_containers_only() {
+    let s = Strata::with(&["busybox_1.35"]);
+    let created = s.ok(&["create", BUSYBOX, "true"]);
+    let exited = s.ok(&["run", BUSYBOX, "true"]);
+    assert_eq!(exited, "");
+    s.ok(&["run", "-d", "--name", "running", BUSYBOX, "sleep", "1000"]);
+    // A running container cannot be started twice.
+    let (_, stderr) = s.fails(&["start", "-a", "running"]);
+    assert!(stderr.contains("already running"), "{stderr}");
+    let out = s.ok(&["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains(created.trim()), "{out}");
+    assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 2, "{out}");
+    assert!(out.contains("Total reclaimed space: "), "{out}");
+    let rows = s.ps_all();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][6], "running");
+    s.ok(&["rm", "-f", "running"]);
+}
