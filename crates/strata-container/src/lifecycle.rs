@@ -69,40 +69,22 @@ impl Containers<'_> {
             });
         }
         let config = container.config.clone();
-        let listeners = match config.network {
-            strata_runtime::Network::None if !config.ports.is_empty() => {
-                Some(proxy::bind(&config.ports)?)
-            }
-            _ => None,
-        };
-        self.mount(container)?;
-        let rootfs = container.rootfs();
-        let prepared = (|| -> Result<ProcessSpec> {
-            let user = if config.user.is_empty() {
-                User::default()
-            } else {
-                strata_runtime::resolve_user(&rootfs, &config.user)?
-            };
-            let env = runtime_env(&config, user.uid);
-            Ok(ProcessSpec {
-                args: config.args(),
-                env,
-                cwd: PathBuf::from(&config.working_dir),
-                user,
-                hostname: config.hostname.clone(),
-                network: config.network,
-                mounts: config.mounts.clone(),
-                tty: config.tty,
-                stdin: config.interactive,
-            })
-        })();
-        let spec = match prepared {
-            Ok(spec) => spec,
+        // What fails before the process starts (a taken port, an unknown user, the mount)
+        // ends this start like a runtime failure: recorded, with docker's 125.
+        let prepared = self.prepare(container, &config);
+        let (spec, listeners) = match prepared {
+            Ok(ready) => ready,
             Err(e) => {
-                let _ = rootfs::unmount(&rootfs);
-                return Err(e);
+                let _ = rootfs::unmount(&container.rootfs());
+                let outcome = Outcome {
+                    exit_code: 125,
+                    error: Some(e.to_string()),
+                };
+                self.mark_exited(container, outcome.exit_code, outcome.error.clone())?;
+                return Ok(outcome);
             }
         };
+        let rootfs = container.rootfs();
         self.mark_running(container)?;
         let outcome = self.drive(&config.id, &spec, &rootfs, listeners).await;
         let unmounted = rootfs::unmount(&rootfs);
@@ -124,6 +106,38 @@ impl Containers<'_> {
         drop(lock);
         unmounted?;
         Ok(outcome)
+    }
+
+    /// Binds the published ports, mounts the rootfs and resolves the process to run.
+    fn prepare(
+        &self,
+        container: &Container,
+        config: &crate::record::ContainerConfig,
+    ) -> Result<(ProcessSpec, Option<proxy::Listeners>)> {
+        let listeners = match config.network {
+            strata_runtime::Network::None if !config.ports.is_empty() => {
+                Some(proxy::bind(&config.ports)?)
+            }
+            _ => None,
+        };
+        self.mount(container)?;
+        let user = if config.user.is_empty() {
+            User::default()
+        } else {
+            strata_runtime::resolve_user(&container.rootfs(), &config.user)?
+        };
+        let spec = ProcessSpec {
+            args: config.args(),
+            env: runtime_env(config, user.uid),
+            cwd: PathBuf::from(&config.working_dir),
+            user,
+            hostname: config.hostname.clone(),
+            network: config.network,
+            mounts: config.mounts.clone(),
+            tty: config.tty,
+            stdin: config.interactive,
+        };
+        Ok((spec, listeners))
     }
 
     /// Runs the process, forwarding signals and starting the port proxy.
@@ -215,7 +229,7 @@ impl Containers<'_> {
                 Ok(())
             });
         }
-        let before = container.state.started_at;
+        let before = (container.state.started_at, container.state.finished_at);
         let mut child = supervisor
             .spawn()
             .at("start the supervisor of", container.dir.clone())?;
@@ -232,7 +246,8 @@ impl Containers<'_> {
                 }
                 Err(e) => return Err(e),
             }
-            let started = container.state.started_at != before;
+            // This start ran (or failed before running) once either time moved.
+            let started = (container.state.started_at, container.state.finished_at) != before;
             match container.state.status {
                 Status::Exited if started => return Ok(()),
                 Status::Running => {

@@ -27,6 +27,12 @@ fn run_prints_the_output_and_returns_the_exit_code() {
     let (code, stderr) = s.fails(&["run", "--rm", "no-such-image:1", "true"]);
     assert_eq!(code, 125);
     assert!(stderr.contains("strata pull"), "{stderr}");
+    // A user the image does not know: strata's failure, before anything runs.
+    let (code, stderr) = s.fails(&["run", "--rm", "-u", "nosuch", BUSYBOX, "id"]);
+    assert_eq!(code, 125);
+    assert!(stderr.contains("unable to find user nosuch"), "{stderr}");
+    let (code, _) = s.fails(&["run", "-d", "--rm", "-u", "nosuch", BUSYBOX, "id"]);
+    assert_eq!(code, 125);
     // --rm left nothing behind.
     assert!(s.ps_all().is_empty(), "{:?}", s.ps_all());
 }

@@ -113,7 +113,9 @@ fn supervise(global: &Global, args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("Error: {error}");
     }
-    if container.config.auto_remove {
+    // A start that failed is left for the process that asked for it (`run -d`, `start`) to
+    // report and remove: it reads the error from the record.
+    if container.config.auto_remove && outcome.error.is_none() {
         containers.remove(&container)?;
     }
     Ok(exit_code(outcome.exit_code))

@@ -51,6 +51,9 @@ fn run_container(global: &Global, args: &Args) -> anyhow::Result<ExitCode> {
             && let Some(error) = &container.state.error
         {
             eprintln!("Error: {error}");
+            if container.config.auto_remove {
+                containers.remove(&container)?;
+            }
             return Ok(exit_code(container.state.exit_code.unwrap_or(125)));
         }
         println!("{}", container.config.id);

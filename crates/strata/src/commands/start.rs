@@ -53,7 +53,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }
         let supervisor = supervisor_command(global, &container.config.id)?;
         rt.block_on(containers.start_detached(&mut container, supervisor))?;
-        if let Some(error) = &container.state.error {
+        if container.state.status == strata_container::Status::Exited
+            && let Some(error) = container.state.error.clone()
+        {
+            if container.config.auto_remove {
+                containers.remove(&container)?;
+            }
             bail!("{error}");
         }
         Ok(())
