@@ -100,4 +100,14 @@ if [[ -f $ARCHIVE ]]; then
   measure "skopeo copy docker-archive: (gzip)" skopeo copy --quiet --dest-tls-verify=false \
     "docker-archive:$ARCHIVE" "docker://$SKOPEO_BUILT/built/$NAME"
   measure "strata push again (mount, no gzip)" "$STRATA" --root "$WORK/root3" push -q "$STRATA_BUILT/built-again/$NAME"
+  FAST_BUILT=$(start_registry fast-built)
+  "$STRATA" --root "$WORK/root4" load -q -i "$ARCHIVE" >/dev/null
+  "$STRATA" --root "$WORK/root4" tag "$LOADED" "$FAST_BUILT/built/$NAME" >/dev/null
+  measure "strata push --compression-level 1" "$STRATA" --root "$WORK/root4" push -q \
+    --compression-level 1 "$FAST_BUILT/built/$NAME"
+  for target in "$STRATA_BUILT" "$FAST_BUILT" "$SKOPEO_BUILT"; do
+    bytes=$(skopeo inspect --raw --tls-verify=false "docker://$target/built/$NAME" |
+      python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
+    echo "pushed to $target: $((bytes / 1000000)) MB of layers"
+  done
 fi

@@ -27,6 +27,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod gzip;
 pub mod manifest;
 pub mod memory;
 pub mod metadata;

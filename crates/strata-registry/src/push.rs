@@ -310,7 +310,8 @@ impl<R: Registry> Job<'_, R> {
     }
 }
 
-/// gzip-compresses the stored blob `diff_id` into a new stored blob, on a blocking thread.
+/// gzip-compresses the stored blob `diff_id` into a new stored blob (on every core, from a
+/// blocking thread).
 async fn compress_layer(
     store: &Arc<Store>,
     diff_id: Digest,
@@ -324,12 +325,10 @@ async fn compress_layer(
                 path: store.blob_path(&diff_id),
                 source,
             };
-            let mut reader = store.open_blob(&diff_id)?;
+            let reader = store.open_blob(&diff_id)?;
             let mut ingest = store.ingest()?;
-            let mut encoder =
-                flate2::write::GzEncoder::new(&mut ingest, flate2::Compression::new(level.min(9)));
-            std::io::copy(&mut reader, &mut encoder).map_err(io)?;
-            encoder.finish().map_err(io)?;
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            crate::gzip::compress(reader, &mut ingest, level, threads).map_err(io)?;
             ingest.commit(None)
         })
         .await

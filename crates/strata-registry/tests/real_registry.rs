@@ -742,6 +742,18 @@ fn uncompressed_layers_are_compressed_once() {
         .expect("variant remembered");
     assert_eq!(remote["layers"][0]["digest"], compressed.digest.to_string());
     assert_eq!(remote["layers"][0]["size"], compressed.size);
+    // GNU gzip reads the (parallel, single-member) stream back to the layer's diff_id.
+    let gunzip = Command::new("gzip")
+        .args(["-dc"])
+        .arg(store.blob_path(&compressed.digest))
+        .output()
+        .expect("run gzip");
+    assert!(
+        gunzip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gunzip.stderr)
+    );
+    assert_eq!(Digest::of(&gunzip.stdout), diff_id);
 
     // Second push, another repository: no compression, the layer is mounted.
     let events = Recorder::default();
