@@ -127,6 +127,21 @@ pub enum Command {
     Container(container::Args),
 }
 
+impl Command {
+    /// Commands whose only effect is printing to stdout (safe to end on a closed pipe).
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Version
+                | Command::Images(_)
+                | Command::History(_)
+                | Command::Inspect(_)
+                | Command::Ps(_)
+                | Command::Logs(_)
+        )
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     let _ = global;
