@@ -16,6 +16,7 @@ use strata_runtime::{ExecError, OutputSink, ProcessSpec, Stdio, User};
 
 use crate::containers::{Container, Containers};
 use crate::error::{ContainerError, IoContext, Result};
+use crate::logs::{LogWriter, Stream};
 use crate::proxy;
 use crate::record::{Status, parse_signal, runtime_env};
 use crate::rootfs;
@@ -28,6 +29,15 @@ pub struct Outcome {
     pub exit_code: i32,
     /// The runtime's message when the process could not be started.
     pub error: Option<String>,
+}
+
+/// Where a container's output goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// This process's own stdout and stderr (and terminal, if it has one).
+    Inherit,
+    /// The container's log (a detached container's supervisor).
+    Log(LogWriter),
 }
 
 /// The signals an owner forwards to the container.
@@ -48,7 +58,7 @@ pub fn start_failure_code(message: &str) -> i32 {
 impl Containers<'_> {
     /// Runs the container in this process until it exits, with this process's standard streams
     /// (a detached container's supervisor has its output file as stdout and stderr).
-    pub async fn run_owned(&self, container: &mut Container) -> Result<Outcome> {
+    pub async fn run_owned(&self, container: &mut Container, output: Output) -> Result<Outcome> {
         let lock = match self.try_lock(container)? {
             Some(lock) => lock,
             None => {
@@ -86,7 +96,9 @@ impl Containers<'_> {
         };
         let rootfs = container.rootfs();
         self.mark_running(container)?;
-        let outcome = self.drive(&config.id, &spec, &rootfs, listeners).await;
+        let outcome = self
+            .drive(&config.id, &spec, &rootfs, listeners, output)
+            .await;
         let unmounted = rootfs::unmount(&rootfs);
         let outcome = match outcome {
             Ok(status) => Outcome {
@@ -147,6 +159,7 @@ impl Containers<'_> {
         spec: &ProcessSpec,
         rootfs: &std::path::Path,
         mut listeners: Option<proxy::Listeners>,
+        output: Output,
     ) -> Result<i32> {
         let executor = self.executor()?;
         let (tx, mut signals) = tokio::sync::mpsc::unbounded_channel::<i32>();
@@ -167,7 +180,15 @@ impl Containers<'_> {
         // The caller's terminal is passed through to the runtime when there is one; otherwise
         // (a pipe, a log file) the executor makes a pty and copies its output to our stdout.
         let mut stdio = Stdio::inherit();
-        if spec.tty && !std::io::stdout().is_terminal() {
+        if let Output::Log(log) = output {
+            for (stream, sink) in [
+                (Stream::Stdout, &mut stdio.stdout),
+                (Stream::Stderr, &mut stdio.stderr),
+            ] {
+                let log = log.clone();
+                *sink = OutputSink::Lines(Box::new(move |line| log.write(stream, line)));
+            }
+        } else if spec.tty && !std::io::stdout().is_terminal() {
             let out = rustix::io::dup(std::io::stdout()).at("duplicate", "stdout")?;
             stdio.stdout = OutputSink::Writer(Box::new(tokio::fs::File::from_std(
                 std::fs::File::from(out),
@@ -197,9 +218,10 @@ impl Containers<'_> {
     }
 
     /// Starts the container under a supervisor: `supervisor` is the command that re-executes
-    /// strata's hidden supervise subcommand for this container. It runs in a new session with
-    /// its output (and so the container's) appended to the container's log file. Returns once
-    /// the container runs (or has already ended: check the state).
+    /// strata's hidden supervise subcommand for this container (which runs it with
+    /// [`Output::Log`]). It runs in a new session, its own messages appended to
+    /// `supervisor.log` in the container's directory. Returns once the container runs (or has
+    /// already ended: check the state).
     pub async fn start_detached(
         &self,
         container: &mut Container,
@@ -211,7 +233,8 @@ impl Containers<'_> {
                 id: container.id().to_owned(),
             });
         }
-        let log_path = container.log_path();
+        // The supervisor's own messages; the container's output goes to its log.
+        let log_path = container.dir.join("supervisor.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

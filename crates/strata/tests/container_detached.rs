@@ -79,12 +79,22 @@ fn logs_wait_kill_and_rm_force() {
     ]);
     let id = id.trim();
     assert_eq!(s.ok(&["wait", id]), "5\n");
-    // Both streams, each in order (the runtime copies stdout and stderr separately, so their
-    // interleaving is not kept).
-    let logs = s.ok(&["logs", &id[..12]]);
-    let mut lines: Vec<&str> = logs.lines().collect();
-    lines.sort();
-    assert_eq!(lines, ["err", "out"], "{logs}");
+    // Each stream back on its own descriptor.
+    let logs = s.output(&["logs", &id[..12]]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    // -f follows until the container ends.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    assert_eq!(s.ok(&["logs", "-f", "talker"]), "a\nb\n");
 
     s.ok(&["run", "-d", "--name", "sleeper", BUSYBOX, "sleep", "1000"]);
     let (code, stderr) = s.fails(&["rm", "sleeper"]);

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use strata_container::{Container, Containers};
+use strata_container::logs::LogWriter;
+use strata_container::{Container, Containers, Output};
 use strata_store::Store;
 
 use crate::commands::Global;
@@ -106,7 +107,8 @@ fn supervise(global: &Global, args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     let store = store::open(global)?;
     let containers = Containers::open(&store)?;
     let mut container = containers.get(&args.id)?;
-    let outcome = runtime()?.block_on(containers.run_owned(&mut container))?;
+    let log = LogWriter::open(&container.log_path())?;
+    let outcome = runtime()?.block_on(containers.run_owned(&mut container, Output::Log(log)))?;
     // A command that cannot be executed: the runtime has said so on stderr already.
     if let Some(error) = &outcome.error
         && !matches!(outcome.exit_code, 126 | 127)

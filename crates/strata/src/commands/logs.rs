@@ -1,12 +1,13 @@
-//! `strata logs [-f] CONTAINER`: the output of a detached container (stdout and stderr, as
-//! they interleaved), followed while it runs with `-f`.
+//! `strata logs [-f] [-t] CONTAINER`: a detached container's output, each line back on the
+//! stream it was written to (stdout or stderr), followed while the container runs with `-f`.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use strata_container::Containers;
+use strata_container::logs::{Stream, read_entries};
 
 use crate::commands::Global;
 use crate::store;
@@ -17,6 +18,10 @@ pub struct Args {
     /// Follow log output
     #[arg(short, long)]
     pub follow: bool,
+
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
 
     pub container: String,
 }
@@ -32,29 +37,38 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
-    let mut out = std::io::stdout().lock();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let mut offset = 0u64;
     loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n > 0 {
-            out.write_all(&buf[..n])?;
-            continue;
-        }
-        out.flush()?;
+        file.seek(SeekFrom::Start(offset))?;
+        offset += read_entries(BufReader::new(&file), &path, |entry| {
+            let out: &mut dyn Write = match entry.stream {
+                Stream::Stdout => &mut stdout,
+                Stream::Stderr => &mut stderr,
+            };
+            if args.timestamps {
+                write!(
+                    out,
+                    "{} ",
+                    entry
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                )?;
+            }
+            out.write_all(entry.log.as_bytes())
+        })?;
+        stdout.flush()?;
         if !args.follow {
             break;
         }
-        containers.refresh(&mut container)?;
-        if !container.is_running() {
-            // Drain what the last moments wrote, then stop.
-            let pos = file.stream_position()?;
-            file.seek(SeekFrom::Start(pos))?;
-            std::io::copy(&mut file, &mut out)?;
+        let was_running = container.is_running();
+        if !was_running {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        // One more read after the container ended picks up its last lines.
+        containers.refresh(&mut container)?;
     }
     Ok(ExitCode::SUCCESS)
 }

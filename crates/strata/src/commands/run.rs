@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use strata_container::{Containers, Status};
+use strata_container::{Containers, Output, Status};
 
 use crate::commands::Global;
 use crate::commands::container::{exit_code, runtime, supervisor_command};
@@ -59,7 +59,7 @@ fn run_container(global: &Global, args: &Args) -> anyhow::Result<ExitCode> {
         println!("{}", container.config.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = rt.block_on(containers.run_owned(&mut container))?;
+    let outcome = rt.block_on(containers.run_owned(&mut container, Output::Inherit))?;
     // A command that cannot be executed: the runtime has said so on stderr already.
     if let Some(error) = &outcome.error
         && !matches!(outcome.exit_code, 126 | 127)

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use strata_container::Containers;
+use strata_container::{Containers, Output};
 
 use crate::commands::Global;
 use crate::commands::container::{exit_code, for_each, runtime, supervisor_command};
@@ -34,7 +34,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let store = store::open(global)?;
         let containers = Containers::open(&store)?;
         let mut container = containers.get(name)?;
-        let outcome = runtime()?.block_on(containers.run_owned(&mut container))?;
+        let outcome = runtime()?.block_on(containers.run_owned(&mut container, Output::Inherit))?;
         // A command that cannot be executed: the runtime has said so on stderr already.
         if let Some(error) = &outcome.error
             && !matches!(outcome.exit_code, 126 | 127)
