@@ -419,9 +419,50 @@ impl<'s> Containers<'s> {
         let doomed = self.dir.join(format!(".removing-{}", container.id()));
         fs::rename(&container.dir, &doomed).at("remove", &container.dir)?;
         drop(lock);
-        fs::remove_dir_all(&doomed).at("remove", &doomed)?;
+        match fs::remove_dir_all(&doomed) {
+            // `container prune` may be removing the same leftover.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).at("remove", &doomed);
+            }
+            _ => {}
+        }
         self.store.remove_roots(&roots_name(container.id()))?;
         Ok(())
+    }
+
+    /// Removes what crashed `create`s and `rm`s left behind: `.removing-*` directories (their
+    /// container was already gone) and `.creating-*` ones older than an hour (a create in
+    /// progress takes seconds). Returns how many were removed.
+    pub fn remove_leftovers(&self) -> Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.dir).at("read directory", &self.dir)? {
+            let entry = entry.at("read directory", &self.dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = if name.starts_with(".removing-") {
+                true
+            } else if name.starts_with(".creating-") {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+            } else {
+                false
+            };
+            if stale {
+                let path = entry.path();
+                rootfs::unmount(&path.join("rootfs"))?;
+                // Another process may be finishing the same removal.
+                match fs::remove_dir_all(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).at("remove", &path),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Records a started container under its owner's lock.

@@ -70,6 +70,7 @@ fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<ExitCode> {
         containers.remove(&c)?;
         removed.push(c.config.id.clone());
     }
+    containers.remove_leftovers()?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {
