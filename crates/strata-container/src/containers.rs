@@ -409,10 +409,9 @@ impl<'s> Containers<'s> {
         }
         rootfs::unmount(&container.rootfs())?;
         if rootfs::is_mounted(&container.rootfs()) {
-            return Err(ContainerError::Mount {
+            return Err(ContainerError::StillMounted {
                 id: container.id().to_owned(),
                 target: container.rootfs(),
-                source: std::io::Error::from_raw_os_error(rustix::io::Errno::BUSY.raw_os_error()),
             });
         }
         // Rename first so a crash mid-removal leaves no half container behind in listings.

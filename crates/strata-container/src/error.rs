@@ -59,6 +59,15 @@ pub enum ContainerError {
         layers: usize,
         diff_ids: usize,
     },
+    #[error("image {image}: invalid layer digest {digest:?}: {source}")]
+    LayerDigest {
+        image: Digest,
+        digest: String,
+        #[source]
+        source: strata_image::DigestError,
+    },
+    #[error("the root filesystem of container {id} is still mounted at {target}")]
+    StillMounted { id: String, target: PathBuf },
     #[error("unpack layer {layer}: {source}")]
     Unpack {
         layer: Digest,

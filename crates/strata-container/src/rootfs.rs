@@ -75,11 +75,12 @@ pub(crate) fn image_layers(image: &Image) -> Result<ImageLayers> {
     }
     let mut out = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-        let blob = Digest::try_from(layer.digest()).map_err(|_| ContainerError::LayerCount {
-            image: image.config_digest,
-            layers: layers.len(),
-            diff_ids: diff_ids.len(),
-        })?;
+        let blob =
+            Digest::try_from(layer.digest()).map_err(|source| ContainerError::LayerDigest {
+                image: image.config_digest,
+                digest: layer.digest().to_string(),
+                source,
+            })?;
         out.push((blob, *diff_id));
     }
     let chain_ids = strata_image::chain_id(&diff_ids);

@@ -37,11 +37,21 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 fn run_container(global: &Global, args: &Args) -> anyhow::Result<ExitCode> {
     let options = args.flags.options()?;
+    let id = {
+        // Unpacking the image's layers takes a store lease that holds off garbage collection
+        // until the store is dropped: drop it before running (the container's GC roots keep
+        // what it uses).
+        let store = store::open(global)?;
+        let containers = Containers::open(&store)?;
+        containers
+            .create(&args.flags.image, &options)
+            .map_err(|e| image_hint(e, &args.flags.image))?
+            .config
+            .id
+    };
     let store = store::open(global)?;
     let containers = Containers::open(&store)?;
-    let mut container = containers
-        .create(&args.flags.image, &options)
-        .map_err(|e| image_hint(e, &args.flags.image))?;
+    let mut container = containers.get(&id)?;
     let rt = runtime()?;
     if args.detach {
         let supervisor = supervisor_command(global, &container.config.id)?;
