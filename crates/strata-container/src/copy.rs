@@ -13,7 +13,7 @@
 //!   destination directory, so a symlink the container put in the stream cannot redirect a
 //!   later entry either.
 //!
-//! Which name the copy gets follows docker ([`plan`]): into an existing directory under the
+//! Which name the copy gets follows docker (`plan`): into an existing directory under the
 //! source's name (or its contents, for `SRC/.`), over an existing file, or as a new path whose
 //! parent exists. `-` is a tar stream on stdin (extracted into a directory) or stdout.
 

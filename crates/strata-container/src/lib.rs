@@ -8,6 +8,10 @@
 //! shared with builds) and its own upper directory. It runs through the OCI runtime of
 //! `strata-runtime` under the container's own id, so any strata process can signal it.
 //!
+//! A detached container runs under a supervisor process (strata re-executed) that owns it and
+//! keeps its output as docker's `json-file` lines ([`logs`]); `ps` stays right when a
+//! supervisor is SIGKILLed, because ownership is a `flock` the kernel releases ([`containers`]).
+//!
 //! Docker's rules are kept where users rely on them: the image config's
 //! Entrypoint/Cmd/Env/WorkingDir/User merged with `run` flags ([`record::resolve`]), exit codes
 //! 125/126/127, `ps` columns, random `adjective_surname` names, `cp`'s file/directory/`/.`

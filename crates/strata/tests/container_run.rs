@@ -115,6 +115,22 @@ fn names_are_unique() {
     let (code, stderr) = s.fails(&["create", "--name", "one", BUSYBOX]);
     assert_eq!(code, 125);
     assert!(stderr.contains("already in use"), "{stderr}");
+    // Racing creates of one name: exactly one wins.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            s.command(&["create", "--name", "contested", BUSYBOX])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let winners = racers
+        .into_iter()
+        .filter_map(|mut c| c.wait().unwrap().success().then_some(()))
+        .count();
+    assert_eq!(winners, 1);
+    s.ok(&["rm", "contested"]);
     // Without --name: docker-style adjective_surname.
     s.ok(&["create", BUSYBOX]);
     let rows = s.ps_all();
