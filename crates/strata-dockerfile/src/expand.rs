@@ -230,6 +230,46 @@ mod tests {
     }
 
     #[test]
+    fn env_doubling_itself_is_refused_at_its_line_instead_of_growing_exponentially() {
+        // 30 doublings would reach 1 GiB: walk the stage as the engine does
+        let source = format!("FROM scratch\nENV A=x\n{}", "ENV A=$A$A\n".repeat(30));
+        let df = parse(&source).unwrap();
+        let lexer = df.lexer();
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut failure = None;
+        for instruction in &df.stages[0].commands {
+            match instruction.expand(&lexer, &env) {
+                Ok(Command::Env(pairs)) => {
+                    env.extend(pairs.into_iter().map(|kv| (kv.key, kv.value)));
+                }
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let err = failure.expect("the doubling is refused");
+        // "x" doubled 21 times is 2 MiB: line 2 + 21
+        assert_eq!(err.span, Span::line(23));
+        assert_eq!(
+            err.kind,
+            ExpandErrorKind::Shell(crate::shell::ShellError {
+                word: "$A$A".into(),
+                offset: 2,
+                kind: crate::shell::ShellErrorKind::ExpansionTooLong {
+                    limit: crate::shell::MAX_EXPANSION_GROWTH
+                },
+            })
+        );
+        let rendered = err.render("Dockerfile", &source);
+        assert!(
+            rendered.starts_with("Dockerfile:23\n") && rendered.contains(" 23 | >>> ENV A=$A$A\n"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
     fn backtick_escape_applies_to_expansion() {
         let source = "# escape=`\nFROM scratch\nWORKDIR C:\\$D`$X\n";
         let df = parse(source).unwrap();

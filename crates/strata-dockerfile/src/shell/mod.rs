@@ -124,6 +124,11 @@ pub enum ShellErrorKind {
     /// exponentially; BuildKit has no limit and runs out of memory).
     #[error("substitution result longer than {limit} bytes")]
     TooLong { limit: usize },
+    /// Variables would make the word more than `limit` ([`MAX_EXPANSION_GROWTH`]) bytes longer
+    /// than its text: values that feed on themselves (`ARG A=$A$A` line after line) double
+    /// each time (BuildKit has no limit and runs out of memory).
+    #[error("expanded value more than {limit} bytes longer than the word")]
+    ExpansionTooLong { limit: usize },
     /// A `#`, `%` or `/` pattern with a backslash before something other than `*`, `?`, `\`, `}` or `/`.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{}'", escaped.unwrap_or('\u{FFFD}'))]
     InvalidPattern {
@@ -203,7 +208,22 @@ impl Lexer {
     /// Expands `word` against `env`: quotes removed, escapes applied, variables substituted.
     pub fn expand_word(&self, word: &str, env: &dyn Env) -> Result<Expanded, ShellError> {
         let mut scan = Scan::new(self, word, env);
-        match scan.process_stop_on(None, self.raw_escapes) {
+        let result = scan
+            .process_stop_on(None, self.raw_escapes)
+            .and_then(|(value, words)| {
+                // the scan checks as it substitutes; literal text after the last substitution
+                // can still pass the bound by at most the word's length
+                if value.len() > scan.max_len {
+                    return Err((
+                        scan.pos,
+                        ShellErrorKind::ExpansionTooLong {
+                            limit: MAX_EXPANSION_GROWTH,
+                        },
+                    ));
+                }
+                Ok((value, words))
+            });
+        match result {
             Ok((value, words)) => Ok(Expanded {
                 value,
                 words: words.finish(),
@@ -276,6 +296,12 @@ impl Words {
 /// How deeply `${...}` may nest inside another `${...}`'s word.
 pub const MAX_NESTING: usize = 100;
 
+/// How many bytes longer than its text an expanded word may be. Every caller (planning, the
+/// engine's per-instruction expansion, the linter) goes through [`Lexer::expand_word`], so this
+/// one bound keeps self-feeding definitions from growing exponentially; text written in the
+/// Dockerfile itself (a large heredoc body) is never refused.
+pub const MAX_EXPANSION_GROWTH: usize = 1 << 20;
+
 /// The state of one expansion.
 struct Scan<'a> {
     lexer: &'a Lexer,
@@ -285,6 +311,8 @@ struct Scan<'a> {
     raw_escapes: bool,
     /// Current `${...}` nesting.
     depth: usize,
+    /// The longest value allowed (the word's length plus [`MAX_EXPANSION_GROWTH`]).
+    max_len: usize,
     matched: Vec<String>,
     unmatched: Vec<String>,
 }
@@ -304,6 +332,7 @@ impl<'a> Scan<'a> {
             env,
             raw_escapes: lexer.raw_escapes,
             depth: 0,
+            max_len: source.len().saturating_add(MAX_EXPANSION_GROWTH),
             matched: Vec::new(),
             unmatched: Vec::new(),
         }
@@ -346,7 +375,7 @@ impl<'a> Scan<'a> {
             }
             match c {
                 '$' => {
-                    let value = self.process_dollar()?;
+                    let value = self.process_substitution(&result)?;
                     words.push_str(&value);
                     result.push_str(&value);
                 }
@@ -426,7 +455,7 @@ impl<'a> Scan<'a> {
                     return Ok(result);
                 }
                 Some('$') => {
-                    let value = self.process_dollar()?;
+                    let value = self.process_substitution(&result)?;
                     result.push_str(&value);
                 }
                 Some(c) => {
@@ -452,6 +481,22 @@ impl<'a> Scan<'a> {
                 }
             }
         }
+    }
+
+    /// A `$` substitution to be appended to `result`, refused when the two together would pass
+    /// the word's length bound (checked before appending, so nothing large is ever built).
+    fn process_substitution(&mut self, result: &str) -> Result<String, Failure> {
+        let start = self.pos;
+        let value = self.process_dollar()?;
+        if result.len().saturating_add(value.len()) > self.max_len {
+            return Err((
+                start,
+                ShellErrorKind::ExpansionTooLong {
+                    limit: MAX_EXPANSION_GROWTH,
+                },
+            ));
+        }
+        Ok(value)
     }
 
     /// `$name`, `${name}` and `${name<modifier>word}`, at most [`MAX_NESTING`] levels deep.

@@ -353,3 +353,31 @@ fn deep_nesting_is_refused_before_the_stack_runs_out() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn expansion_growth_is_bounded_but_written_text_is_not() {
+    let lexer = Lexer::default();
+    let half = "x".repeat(MAX_EXPANSION_GROWTH / 2 + 100);
+    let env = env_of(&[("A", half.as_str())]);
+    // one value of half the bound fits; twice it does not, quoted, nested or in a modifier
+    assert_eq!(
+        lexer.expand_word("$A", &env).map(|e| e.value.len()),
+        Ok(half.len())
+    );
+    for word in ["$A$A", "\"$A$A\"", "${B:-$A$A}", "${A:+$A}$A"] {
+        assert_eq!(
+            lexer.expand_word(word, &env).map_err(|e| e.kind),
+            Err(ShellErrorKind::ExpansionTooLong {
+                limit: MAX_EXPANSION_GROWTH
+            }),
+            "{word}"
+        );
+    }
+    // a long literal word (a heredoc body) with a small substitution still expands
+    let body = format!("{}$B\n", "y".repeat(2 * MAX_EXPANSION_GROWTH));
+    let env = env_of(&[("B", "tail")]);
+    assert_eq!(
+        lexer.expand_word(&body, &env).map(|e| e.value.len()),
+        Ok(2 * MAX_EXPANSION_GROWTH + 5)
+    );
+}
