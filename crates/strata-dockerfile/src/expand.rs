@@ -230,6 +230,22 @@ mod tests {
     }
 
     #[test]
+    fn copy_heredoc_bodies_escape_with_backslash_under_backtick_escape() {
+        let source = "# escape=`\nFROM scratch\nCOPY <<EOF /x\n$D `$D \\$D C:\\t\nEOF\n";
+        let df = parse(source).unwrap();
+        let got = df.stages[0].commands[0]
+            .expand(&df.lexer(), &vars(&[("D", "dir")]))
+            .unwrap();
+        let Command::Copy(copy) = got else {
+            panic!("{got:?}")
+        };
+        let [CopySource::Heredoc(doc)] = copy.sources.as_slice() else {
+            panic!("{:?}", copy.sources)
+        };
+        assert_eq!(doc.content(), "dir `dir $D C:t\n");
+    }
+
+    #[test]
     fn env_doubling_itself_is_refused_at_its_line_instead_of_growing_exponentially() {
         // 30 doublings would reach 1 GiB: walk the stage as the engine does
         let source = format!("FROM scratch\nENV A=x\n{}", "ENV A=$A$A\n".repeat(30));

@@ -145,8 +145,10 @@ pub(crate) fn expand_copy(
     let word =
         |w: &str| -> Result<String, ExpandErrorKind> { Ok(lexer.expand_word(w, env)?.value) };
     let opt = |w: &Option<String>| w.as_deref().map(word).transpose();
-    // Heredoc bodies keep their quotes: only variables and escapes are processed.
-    let body_lexer = Lexer::new(lexer.escape()).skip_process_quotes(true);
+    // Heredoc bodies keep their quotes: only variables and escapes are processed, and the
+    // escape is always `\` whatever `# escape=` says (BuildKit expands them with a lexer of
+    // its own: the body is a file's text, not Dockerfile syntax).
+    let body_lexer = Lexer::new('\\').skip_process_quotes(true);
     let sources = copy
         .sources
         .iter()
