@@ -271,12 +271,52 @@ impl BuildContext {
                 source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
             });
         }
+        // The top level is read here; its directories are walked on two threads (a context of
+        // 20,000 files is 20,000 lstat calls, and the machine has two cores).
         let mut walker = Walker {
             ignore,
             entries: BTreeMap::new(),
             pending: Vec::new(),
+            deferred: Some(Vec::new()),
         };
         walker.walk(root, "", &MatchInfo::default())?;
+        let tasks = walker.deferred.take().unwrap_or_default();
+        let (even, odd): (Vec<_>, Vec<_>) =
+            tasks.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let walk_all =
+            |tasks: Vec<(usize, Deferred)>| -> Result<BTreeMap<String, FileMeta>, ContextError> {
+                let mut entries = BTreeMap::new();
+                for (_, task) in tasks {
+                    let mut sub = Walker {
+                        ignore,
+                        entries: BTreeMap::new(),
+                        pending: task
+                            .pending
+                            .into_iter()
+                            .map(|(r, m)| (r, m, false))
+                            .collect(),
+                        deferred: None,
+                    };
+                    sub.walk(&task.host, &task.rel, &task.info)?;
+                    entries.append(&mut sub.entries);
+                }
+                Ok(entries)
+            };
+        let (a, b) = std::thread::scope(|scope| {
+            let handle = scope.spawn(|| walk_all(odd));
+            let b = walk_all(even);
+            (handle.join(), b)
+        });
+        walker.entries.append(&mut b?);
+        match a {
+            Ok(a) => walker.entries.append(&mut a?),
+            Err(_) => {
+                return Err(ContextError::Io {
+                    path: root.to_path_buf(),
+                    source: std::io::Error::other("context scan thread panicked"),
+                });
+            }
+        }
         let cache = stat_cache.map(StatCache::load).unwrap_or_default();
         Ok(Self {
             root: root.to_path_buf(),
@@ -450,8 +490,19 @@ fn hash_file(path: &Path) -> Result<(Digest, u64), ContextError> {
     Ok((Digest::from_bytes(hasher.finalize().into()), total))
 }
 
+/// A top-level directory left for a scanning thread.
+struct Deferred {
+    host: PathBuf,
+    rel: String,
+    info: MatchInfo,
+    /// The directory itself when it is excluded (added only if something inside is kept).
+    pending: Option<(String, FileMeta)>,
+}
+
 struct Walker<'a> {
     ignore: &'a PatternMatcher,
+    /// When set, directories of the top level are queued here instead of walked.
+    deferred: Option<Vec<Deferred>>,
     entries: BTreeMap<String, FileMeta>,
     /// Excluded directories we descended into (because an exception may re-include something
     /// below them), not yet added: they are added when a descendant is.
@@ -505,6 +556,17 @@ impl Walker<'_> {
             };
             let meta = meta_from_std(&md, link);
             if excluded {
+                if rel.is_empty()
+                    && let Some(deferred) = self.deferred.as_mut()
+                {
+                    deferred.push(Deferred {
+                        host,
+                        rel: child_rel,
+                        info: child_info,
+                        pending: Some((name.to_string(), meta)),
+                    });
+                    continue;
+                }
                 self.pending.push((child_rel.clone(), meta, false));
                 self.walk(&host, &child_rel, &child_info)?;
                 self.pending.pop();
@@ -513,6 +575,17 @@ impl Walker<'_> {
             self.flush_pending();
             self.entries.insert(child_rel.clone(), meta);
             if is_dir {
+                if rel.is_empty()
+                    && let Some(deferred) = self.deferred.as_mut()
+                {
+                    deferred.push(Deferred {
+                        host,
+                        rel: child_rel,
+                        info: child_info,
+                        pending: None,
+                    });
+                    continue;
+                }
                 self.walk(&host, &child_rel, &child_info)?;
             }
         }

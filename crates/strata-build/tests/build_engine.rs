@@ -171,6 +171,10 @@ async fn run_copy_env_workdir_and_a_fully_cached_rebuild() {
         env.config(&again).diff_ids().unwrap(),
         config.diff_ids().unwrap()
     );
+    assert_eq!(
+        again.config_digest, outcome.config_digest,
+        "a fully cached rebuild is the same image"
+    );
 
     // One context file changes: COPY and what follows rebuild; WORKDIR stays cached.
     env.file("dir/a", "A");

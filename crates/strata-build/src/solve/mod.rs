@@ -11,6 +11,7 @@
 //! and tagged.
 
 pub mod cache;
+pub mod export;
 pub mod history;
 pub mod layer;
 pub mod stage;
@@ -437,9 +438,15 @@ fn commit_image(shared: &Shared, output: &StageOutput) -> Result<BuildOutcome, B
         c.set_labels(Some(labels));
         config.oci.set_config(Some(c));
     }
+    // The time of the last filesystem step (cached steps keep their record's time), so a
+    // fully cached rebuild reproduces the same image id.
+    let created = match shared.options.source_date_epoch {
+        Some(_) => stage::now(shared),
+        None => output.time,
+    };
     config
         .oci
-        .set_created(Some(strata_image::config::format_time(stage::now(shared))));
+        .set_created(Some(strata_image::config::format_time(created)));
     let config_bytes = config.to_vec();
     let config_digest = store.put_blob(&config_bytes)?;
     let format = strata_image::manifest::ManifestFormat::Oci;

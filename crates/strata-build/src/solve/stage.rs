@@ -896,6 +896,16 @@ fn copy_step<'a>(
                 }
             }
         }
+        if copy.checksum.is_some() && (urls.len() != 1 || copy.sources.len() != 1) {
+            let reason = if copy.sources.len() != 1 {
+                "checksum can't be specified for multiple sources"
+            } else {
+                "checksum requires HTTP(S) or Git sources"
+            };
+            return Err(BuildError::Expand {
+                rendered: reason.to_string(),
+            });
+        }
         let dest_abs = crate::paths::resolve_dest(&state.workdir(), &copy.dest);
         if copy.sources.len() > 1 && !dest_abs.ends_with('/') {
             return Err(copy::CopyError::MultipleSourcesNeedDirectory { instruction }.into());

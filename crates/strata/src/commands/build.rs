@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
 
+    /// Also write the result: type=docker|oci,dest=FILE (image archive), type=tar,dest=FILE
+    /// or type=local,dest=DIR (the root filesystem)
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub output: Option<String>,
+
     /// OCI runtime for RUN: runc, crun, or auto (crun when it works on this host)
     #[arg(long, default_value = "runc", value_parser = ["runc", "crun", "auto"])]
     pub runtime: String,
@@ -104,6 +109,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             "--pull is not supported yet\nhint: strata pull the base images, then build without --pull"
         );
     }
+    let output = args
+        .output
+        .as_deref()
+        .map(solve::export::Output::parse)
+        .transpose()?;
     let context = args.context.clone();
     if !context.is_dir() {
         bail!(
@@ -175,11 +185,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     options.stat_cache = Some(stat_cache);
     options.pull = args.pull;
     options.fetcher = Some(Arc::new(RegistryFetcher {
-        client: strata_registry::Client::new(
-            strata_registry::ClientOptions::from_environment()
-                .context("cannot configure the registry client")?,
-        )
-        .context("cannot create the registry client")?,
+        client: std::sync::OnceLock::new(),
         store: store.clone(),
     }));
 
@@ -208,10 +214,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                 .await
                 .context("cannot set up the OCI runtime")?,
         );
-        let snapshotter: Arc<dyn Snapshotter> = Arc::from(
-            strata_runtime::snapshot::detect(&state.join("snapshotter"))
-                .context("cannot set up snapshots")?,
-        );
+        let snapshotter = snapshotter(&state.join("snapshotter"))?;
         solve::build(store.clone(), executor, snapshotter, options, sink)
             .await
             .map_err(anyhow::Error::from)
@@ -224,6 +227,14 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    if let Some(output) = &output {
+        let refs: Vec<strata_image::Reference> = tags
+            .iter()
+            .filter_map(|t| strata_image::Reference::parse(t).ok())
+            .collect();
+        solve::export::export(&store, &outcome.manifest_digest, &refs, output)
+            .context("cannot write --output")?;
+    }
     let id = outcome.config_digest.to_string();
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id).with_context(|| format!("cannot write {}", path.display()))?;
@@ -251,7 +262,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 /// Pulls missing base images (and all of them with `--pull`) through the registry client.
 #[derive(Debug)]
 struct RegistryFetcher {
-    client: strata_registry::Client,
+    /// Made on first use: most builds find their base images in the store and never need it.
+    client: std::sync::OnceLock<strata_registry::Client>,
     store: Arc<strata_store::Store>,
 }
 
@@ -259,8 +271,17 @@ impl solve::ImageFetcher for RegistryFetcher {
     fn fetch<'a>(&'a self, reference: &'a str) -> solve::FetchFuture<'a> {
         Box::pin(async move {
             let parsed = strata_image::Reference::parse(reference)?;
+            let client = match self.client.get() {
+                Some(client) => client,
+                None => {
+                    let made = strata_registry::Client::new(
+                        strata_registry::ClientOptions::from_environment()?,
+                    )?;
+                    self.client.get_or_init(|| made)
+                }
+            };
             strata_registry::pull(
-                &self.client,
+                client,
                 &self.store,
                 &parsed,
                 &strata_registry::PullOptions::default(),
@@ -270,6 +291,27 @@ impl solve::ImageFetcher for RegistryFetcher {
             Ok(())
         })
     }
+}
+
+/// The overlay snapshotter when overlayfs works under the store (the probe mount is made
+/// once per kernel and remembered: unmounting costs tens of milliseconds), else copying.
+fn snapshotter(dir: &std::path::Path) -> anyhow::Result<Arc<dyn Snapshotter>> {
+    let marker = dir.join("overlay-supported");
+    let kernel = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(kernel.as_str()) {
+        return Ok(Arc::new(
+            strata_runtime::OverlaySnapshotter::new(dir).context("cannot set up snapshots")?,
+        ));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let detected = strata_runtime::snapshot::detect(dir).context("cannot set up snapshots")?;
+    if detected.name() == "overlay" {
+        let _ = std::fs::write(&marker, &kernel);
+    }
+    Ok(Arc::from(detected))
 }
 
 fn read_dockerfile(args: &Args) -> anyhow::Result<(String, String, Option<PathBuf>)> {
