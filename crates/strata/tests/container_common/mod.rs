@@ -118,6 +118,19 @@ impl Strata {
     }
 }
 
+impl Drop for Strata {
+    /// A failed test must not leave containers running (or their rootfs mounted under a
+    /// temporary directory that is about to be deleted).
+    fn drop(&mut self) {
+        let Ok(out) = self.command(&["ps", "-aq", "--no-trunc"]).output() else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = self.command(&["rm", "-f", id]).output();
+        }
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
