@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     if cli.command.only_prints() {
         restore_sigpipe();
     }
+    init_logging(cli.global.debug);
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -32,4 +33,20 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Warnings (a registry retry, a skipped cleanup) always reach stderr; `--debug` adds the
+/// libraries' debug events (probes, mounts, cache decisions).
+fn init_logging(debug: bool) {
+    let level = if debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(debug)
+        .without_time()
+        .init();
 }
