@@ -274,8 +274,11 @@ impl Containers<'_> {
             match container.state.status {
                 Status::Exited if started => return Ok(()),
                 Status::Running => {
+                    // "stopped" may be a process that could not be executed: wait for the
+                    // owner's record then.
                     if let Some(state) = executor.state(container.id()).await?
-                        && matches!(state.status.as_str(), "running" | "stopped")
+                        && state.status == "running"
+                        && state.pid.is_some_and(executed)
                     {
                         return Ok(());
                     }
@@ -355,6 +358,17 @@ impl Containers<'_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Whether process `pid` (a container's init) has executed the container's program: until
+/// then it is the runtime's own init (`runc init`, run from a copy of the runtime binary),
+/// and a program that cannot be executed fails while still being that.
+fn executed(pid: i32) -> bool {
+    match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(exe) => !exe.to_string_lossy().contains("runc"),
+        // Gone already: it ran (or failed); the owner's record tells which.
+        Err(_) => false,
     }
 }
 
