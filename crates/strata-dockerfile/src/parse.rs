@@ -4,7 +4,7 @@ use crate::error::{ParseError, ParseErrorKind, Warning};
 use crate::instruction::{Command, FromCommand, Instruction, check_trigger, parse_command};
 use crate::json::{JsonArgs, parse_args};
 use crate::syntax::{Directives, RawInstruction, read_lines};
-use crate::words::split_command;
+use crate::words::{split_command, split_keyword};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +72,30 @@ impl Stage {
 pub fn parse(source: &str) -> Result<Dockerfile, ParseError> {
     let lines = read_lines(source, &wants_heredocs)?;
     let escape = lines.directives.escape;
-    let mut global_args = Vec::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    for raw in &lines.instructions {
+    // Where each FROM is, so that every stage body is allocated once at its final size (an
+    // `Instruction` is large; growing the vectors copied each one several times).
+    let froms: Vec<usize> = (lines.instructions.iter().enumerate())
+        .filter(|(_, raw)| split_keyword(&raw.line).0.eq_ignore_ascii_case("from"))
+        .map(|(at, _)| at)
+        .collect();
+    let count = lines.instructions.len();
+    let body_len = |stage: usize| match froms.get(stage) {
+        Some(&from) => froms
+            .get(stage + 1)
+            .unwrap_or(&count)
+            .saturating_sub(from + 1),
+        None => 0,
+    };
+    let mut global_args = Vec::with_capacity(froms.first().copied().unwrap_or(0));
+    let mut stages: Vec<Stage> = Vec::with_capacity(froms.len());
+    for raw in lines.instructions {
         let instruction = parse_instruction(raw, escape)?;
         match (&instruction.command, stages.last_mut()) {
             (Command::From(from), _) => stages.push(Stage {
                 index: stages.len(),
                 from: from.clone(),
                 instruction,
-                commands: Vec::new(),
+                commands: Vec::with_capacity(body_len(stages.len())),
             }),
             (_, Some(stage)) => stage.commands.push(instruction),
             (Command::Arg(_), None) => global_args.push(instruction),
@@ -124,7 +138,7 @@ pub fn parse_triggers(expressions: &[&str]) -> Result<Vec<Instruction>, ParseErr
     let escape = lines.directives.escape;
     lines
         .instructions
-        .iter()
+        .into_iter()
         .map(|raw| {
             let instruction = parse_instruction(raw, escape)?;
             check_trigger(&instruction.keyword)
@@ -152,18 +166,20 @@ fn wants_heredocs(line: &str, _escape: char) -> bool {
         && !matches!(parse_args(rest), JsonArgs::Strings(_))
 }
 
+/// Types one logical line; the line's text and comments move into the instruction.
 pub(crate) fn parse_instruction(
-    raw: &RawInstruction,
+    raw: RawInstruction,
     escape: char,
 ) -> Result<Instruction, ParseError> {
     let (keyword, flag_words, rest) = split_command(&raw.line);
-    let fail = |kind| ParseError::new(raw.span, kind);
-    let command = parse_command(keyword, &flag_words, rest, raw, escape).map_err(fail)?;
+    let command = parse_command(keyword, &flag_words, rest, &raw, escape)
+        .map_err(|kind| ParseError::new(raw.span, kind))?;
+    let keyword = keyword.to_string();
     Ok(Instruction {
         span: raw.span,
-        keyword: keyword.to_string(),
-        original: raw.line.clone(),
-        comments: raw.comments.clone(),
+        keyword,
+        original: raw.line,
+        comments: raw.comments,
         command,
     })
 }
@@ -199,6 +215,20 @@ mod tests {
             panic!("{:?}", triggers[1]);
         };
         assert_eq!(copy.chown.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn stage_bodies_are_allocated_at_their_final_size() {
+        // a large Instruction used to be copied on every growth of these vectors
+        let source = "ARG A\nARG B\nfrom a AS one\nRUN x\nRUN y\n  FROM\tb\nCOPY <<EOF /x\nFROM c\nEOF\nFrom c\n";
+        let df = parse(source).unwrap();
+        assert_eq!(df.global_args.capacity(), 2);
+        let bodies: Vec<(usize, usize)> = df
+            .stages
+            .iter()
+            .map(|s| (s.commands.len(), s.commands.capacity()))
+            .collect();
+        assert_eq!(bodies, [(2, 2), (1, 1), (0, 0)]);
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub(crate) fn read_lines(
         seen_escape: false,
         seen_check: false,
     };
-    let mut instructions = Vec::new();
+    // at most one instruction per physical line: one allocation instead of repeated growth
+    // (the list is moved out and dropped by the parser)
+    let mut instructions = Vec::with_capacity(physical.len());
     let mut warnings = Vec::new();
     let mut comments: Vec<String> = Vec::new();
     let mut index = 0;
@@ -114,12 +116,13 @@ pub(crate) fn read_lines(
             continue;
         }
         let escape = directives.escape;
-        let (mut line, mut complete) = trim_continuation(stripped, escape);
-        if complete && line.is_empty() {
+        let (first, mut complete) = trim_continuation(stripped, escape);
+        if complete && first.is_empty() {
             // An empty line ends the comment block that belongs to the next instruction.
             comments.clear();
             continue;
         }
+        let mut line = first.to_string();
         let mut empty_continuation = false;
         while !complete && index < physical.len() {
             let next = trim_newline(physical[index]);
@@ -136,7 +139,7 @@ pub(crate) fn read_lines(
                 continue;
             }
             let (part, done) = trim_continuation(next, escape);
-            line.push_str(&part);
+            line.push_str(part);
             complete = done;
         }
         let mut span = Span::new(line_number, index);
@@ -208,14 +211,14 @@ fn trim_newline(line: &str) -> &str {
 /// Strips a trailing escape token (line continuation). Returns the line and whether it is
 /// complete. The token continues the line only when it is the last non-blank character and is
 /// not itself escaped (`foo \\` ends the line with a literal backslash pair).
-fn trim_continuation(line: &str, escape: char) -> (String, bool) {
+fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let body = line.trim_end_matches([' ', '\t']);
     if let Some(before) = body.strip_suffix(escape)
         && (before.is_empty() || !before.ends_with(escape))
     {
-        return (before.to_string(), false);
+        return (before, false);
     }
-    (line.to_string(), true)
+    (line, true)
 }
 
 /// Recognizes `# key=value` at the top of the file; anything else ends directive parsing.
@@ -359,7 +362,7 @@ mod tests {
         for (line, escape, want, complete) in cases {
             assert_eq!(
                 trim_continuation(line, escape),
-                (want.to_string(), complete),
+                (want, complete),
                 "{line:?}"
             );
         }

@@ -11,16 +11,25 @@ fn is_word_space(c: char) -> bool {
 
 /// Splits a logical line into (keyword, flags, rest).
 pub(crate) fn split_command(line: &str) -> (&str, Vec<String>, &str) {
-    let line = line.trim();
-    let (keyword, rest) = match line.find(is_word_space) {
-        Some(at) => (&line[..at], line[at..].trim_start_matches(is_word_space)),
-        None => (line, ""),
-    };
+    let (keyword, rest) = split_keyword(line);
     if rest.is_empty() {
         return (keyword, Vec::new(), rest);
     }
     let (flags, rest) = extract_flags(rest);
     (keyword, flags, rest)
+}
+
+/// Splits a logical line into its keyword and the text after it (flags not yet extracted).
+pub(crate) fn split_keyword(line: &str) -> (&str, &str) {
+    let line = line.trim();
+    // the separators are ASCII: a byte search finds the same boundary without decoding UTF-8
+    match line
+        .bytes()
+        .position(|b| b.is_ascii() && is_word_space(char::from(b)))
+    {
+        Some(at) => (&line[..at], line[at..].trim_start_matches(is_word_space)),
+        None => (line, ""),
+    }
 }
 
 /// Leading `--flag[=value]` words (quotes resolved, `\` escapes); a bare `--` ends the flags.
@@ -35,7 +44,9 @@ fn extract_flags(line: &str) -> (Vec<String>, &str) {
         if !line[start..].starts_with("--") {
             return (flags, &line[start..]);
         }
-        let mut word = String::new();
+        // the unquoted word's length: the usual size, without regrowing char by char
+        let hint = line[start..].find(char::is_whitespace);
+        let mut word = String::with_capacity(hint.unwrap_or(line.len() - start));
         let mut quote: Option<char> = None;
         let mut blank_ok = false;
         let mut end = line.len();

@@ -55,12 +55,11 @@ pub enum CopySource {
 }
 
 pub(crate) fn parse_copy(
-    keyword: &str,
+    is_add: bool,
     flag_words: &[String],
     rest: &str,
     raw: &RawInstruction,
 ) -> Result<Command, ParseErrorKind> {
-    let is_add = keyword == "add";
     let instruction = if is_add { "ADD" } else { "COPY" };
     use FlagType::{Bool, List, String as Str};
     // The flags of BuildKit's reference: ADD has no --from and no --parents.

@@ -148,40 +148,45 @@ pub(crate) fn parse_command(
     raw: &RawInstruction,
     escape: char,
 ) -> Result<Command, ParseErrorKind> {
-    let lower = keyword.to_ascii_lowercase();
-    Ok(match lower.as_str() {
-        "from" => Command::From(from::parse_from(flag_words, rest)?),
-        "run" => Command::Run(run::parse_run(flag_words, rest, raw)?),
-        "cmd" => {
+    // the canonical spelling, found without allocating a lower-case copy per instruction
+    let known = KEYWORDS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(keyword))
+        .copied();
+    Ok(match known.unwrap_or_default() {
+        "FROM" => Command::From(from::parse_from(flag_words, rest)?),
+        "RUN" => Command::Run(run::parse_run(flag_words, rest, raw)?),
+        "CMD" => {
             no_flags(flag_words)?;
             Command::Cmd(command_line(rest)?)
         }
-        "entrypoint" => {
+        "ENTRYPOINT" => {
             no_flags(flag_words)?;
             Command::Entrypoint(command_line(rest)?)
         }
-        "shell" => Command::Shell(config::parse_shell(flag_words, rest)?),
-        "env" => {
+        "SHELL" => Command::Shell(config::parse_shell(flag_words, rest)?),
+        "ENV" => {
             no_flags(flag_words)?;
             Command::Env(env::key_values(rest, escape, "ENV")?)
         }
-        "label" => {
+        "LABEL" => {
             no_flags(flag_words)?;
             Command::Label(env::key_values(rest, escape, "LABEL")?)
         }
-        "arg" => {
+        "ARG" => {
             no_flags(flag_words)?;
             Command::Arg(env::parse_arg(rest, escape)?)
         }
-        "copy" | "add" => copy::parse_copy(&lower, flag_words, rest, raw)?,
-        "maintainer" => Command::Maintainer(config::one_string(flag_words, rest, "MAINTAINER")?),
-        "user" => Command::User(config::one_string(flag_words, rest, "USER")?),
-        "workdir" => Command::Workdir(config::one_string(flag_words, rest, "WORKDIR")?),
-        "stopsignal" => Command::Stopsignal(config::one_string(flag_words, rest, "STOPSIGNAL")?),
-        "expose" => Command::Expose(config::parse_expose(flag_words, rest)?),
-        "volume" => Command::Volume(config::parse_volume(flag_words, rest)?),
-        "healthcheck" => Command::Healthcheck(config::parse_healthcheck(flag_words, rest)?),
-        "onbuild" => Command::Onbuild(config::parse_onbuild(flag_words, rest, raw)?),
+        "COPY" => copy::parse_copy(false, flag_words, rest, raw)?,
+        "ADD" => copy::parse_copy(true, flag_words, rest, raw)?,
+        "MAINTAINER" => Command::Maintainer(config::one_string(flag_words, rest, "MAINTAINER")?),
+        "USER" => Command::User(config::one_string(flag_words, rest, "USER")?),
+        "WORKDIR" => Command::Workdir(config::one_string(flag_words, rest, "WORKDIR")?),
+        "STOPSIGNAL" => Command::Stopsignal(config::one_string(flag_words, rest, "STOPSIGNAL")?),
+        "EXPOSE" => Command::Expose(config::parse_expose(flag_words, rest)?),
+        "VOLUME" => Command::Volume(config::parse_volume(flag_words, rest)?),
+        "HEALTHCHECK" => Command::Healthcheck(config::parse_healthcheck(flag_words, rest)?),
+        "ONBUILD" => Command::Onbuild(config::parse_onbuild(flag_words, rest, raw)?),
         _ => {
             return Err(ParseErrorKind::UnknownInstruction {
                 keyword: keyword.to_string(),
