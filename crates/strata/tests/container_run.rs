@@ -6,6 +6,30 @@ mod container_common;
 
 use container_common::{BUSYBOX, Strata};
 
+fn registry() -> String {
+    std::env::var("STRATA_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_owned())
+}
+
+#[test]
+fn run_pulls_a_missing_image_first() {
+    let s = Strata::with(&[]);
+    let image = format!("{}/library/busybox:1.35", registry());
+    let out = s.output(&["run", "--rm", &image, "echo", "pulled"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The pull reports on stderr; stdout is the container's alone.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n");
+    assert!(stderr.contains("Unable to find image"), "{stderr}");
+    assert!(
+        stderr.contains("Status: Downloaded newer image"),
+        "{stderr}"
+    );
+    // Now local: no second pull.
+    let out = s.output(&["run", "--rm", &image, "true"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
+}
+
 #[test]
 fn run_prints_the_output_and_returns_the_exit_code() {
     let s = Strata::with(&["busybox_1.35"]);
@@ -23,10 +47,11 @@ fn run_prints_the_output_and_returns_the_exit_code() {
         let (code, _) = s.fails(&args);
         assert_eq!(code, *want, "{command:?}");
     }
-    // strata's own failure: no such image.
-    let (code, stderr) = s.fails(&["run", "--rm", "no-such-image:1", "true"]);
+    // strata's own failure: an image neither in the store nor in the (loopback) registry.
+    let missing = format!("{}/library/no-such-image:1", registry());
+    let (code, stderr) = s.fails(&["run", "--rm", &missing, "true"]);
     assert_eq!(code, 125);
-    assert!(stderr.contains("strata pull"), "{stderr}");
+    assert!(stderr.contains("Unable to find image"), "{stderr}");
     // A user the image does not know: strata's failure, before anything runs.
     let (code, stderr) = s.fails(&["run", "--rm", "-u", "nosuch", BUSYBOX, "id"]);
     assert_eq!(code, 125);

@@ -137,12 +137,47 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 fn create(global: &Global, flags: &ContainerFlags) -> anyhow::Result<()> {
     let options = flags.options()?;
+    pull_if_missing(global, &flags.image)?;
     let store = store::open(global)?;
     let containers = Containers::open(&store)?;
     let container = containers
         .create(&flags.image, &options)
         .map_err(|e| image_hint(e, &flags.image))?;
     println!("{}", container.config.id);
+    Ok(())
+}
+
+/// docker's `--pull=missing`: an image not in the store is pulled first (progress on stderr,
+/// so the command's own output stays the container's).
+pub fn pull_if_missing(global: &Global, image: &str) -> anyhow::Result<()> {
+    let store = std::sync::Arc::new(store::open(global)?);
+    match store.resolve(image) {
+        Err(strata_store::StoreError::ImageNotFound(_)) => {}
+        _ => return Ok(()),
+    }
+    // An id or id prefix is not something a registry can serve.
+    let Ok(reference) = strata_image::Reference::parse(image) else {
+        return Ok(());
+    };
+    eprintln!("Unable to find image '{image}' locally");
+    let client = crate::commands::pull::registry_client(&crate::commands::pull::RegistryArgs {
+        insecure_registries: Vec::new(),
+    })?;
+    let options = strata_registry::PullOptions::default();
+    let pulled = crate::commands::container::runtime()?
+        .block_on(strata_registry::pull(
+            &client,
+            &store,
+            &reference,
+            &options,
+            &|_| {},
+        ))
+        .map_err(crate::commands::pull::with_hint)?;
+    eprintln!("Digest: {}", pulled.digest);
+    eprintln!(
+        "Status: Downloaded newer image for {}",
+        reference.familiar()
+    );
     Ok(())
 }
 

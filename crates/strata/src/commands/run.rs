@@ -11,7 +11,7 @@ use strata_container::{Containers, Output, Status};
 
 use crate::commands::Global;
 use crate::commands::container::{exit_code, runtime, supervisor_command};
-use crate::commands::create::{ContainerFlags, image_hint};
+use crate::commands::create::{ContainerFlags, image_hint, pull_if_missing};
 use crate::store;
 
 /// Create and run a new container from an image
@@ -37,6 +37,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 
 fn run_container(global: &Global, args: &Args) -> anyhow::Result<ExitCode> {
     let options = args.flags.options()?;
+    pull_if_missing(global, &args.flags.image)?;
     let id = {
         // Unpacking the image's layers takes a store lease that holds off garbage collection
         // until the store is dropped: drop it before running (the container's GC roots keep
