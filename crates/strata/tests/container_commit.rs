@@ -68,7 +68,15 @@ fn commit_round_trips_a_containers_changes() {
     assert!(images.contains(id.trim()), "{images}");
     // An image a container uses survives a prune of dangling content.
     s.ok(&["create", "--name", "user", "made:1"]);
-    let _ = s.output(&["rmi", "-f", "made:1"]);
+    // rmi refuses without -f and changes nothing: the tag is still there afterwards.
+    let refused = s.output(&["rmi", "made:1"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("a container is using its referenced image"), "{stderr}");
+    assert!(s.ok(&["images"]).contains("made"));
+    // -f untags, and the container keeps its image.
+    let forced = s.ok(&["rmi", "-f", "made:1"]);
+    assert_eq!(forced.trim(), "Untagged: made:1", "{forced}");
     s.ok(&["image", "prune", "-f"]);
     s.ok(&["start", "-a", "user"]);
 }

@@ -68,13 +68,24 @@ pub fn remove(store: &Store, query: &str, force: bool) -> anyhow::Result<Vec<Str
     let names: Vec<String> = mine.iter().filter_map(|e| e.name.clone()).collect();
     let by_name = store::normalize(query).filter(|n| names.contains(n));
 
+    // A container's image is checked before anything is untagged, so a refused rmi changes
+    // nothing; with -f the names go but the image stays for the container, as in docker.
+    let used = in_use(store, &mine.iter().map(|e| e.digest).collect::<Vec<_>>())?;
     let mut lines = Vec::new();
     if let Some(name) = by_name {
-        store.untag(&name)?;
-        lines.push(format!("Untagged: {}", store::familiar(&name)));
         if names.len() > 1 {
+            store.untag(&name)?;
+            lines.push(format!("Untagged: {}", store::familiar(&name)));
             return Ok(lines); // other names keep the image
         }
+        if used && !force {
+            bail!(
+                "conflict: unable to remove repository reference \"{query}\" (must force) - a container is using its referenced image {}\nhint: remove the container first (strata rm), or use -f to untag anyway",
+                id.short()
+            );
+        }
+        store.untag(&name)?;
+        lines.push(format!("Untagged: {}", store::familiar(&name)));
     } else {
         let repositories: HashSet<String> = names
             .iter()
@@ -86,16 +97,19 @@ pub fn remove(store: &Store, query: &str, force: bool) -> anyhow::Result<Vec<Str
                 id.short()
             );
         }
+        if used && !force {
+            bail!(
+                "conflict: unable to delete {} (must be forced) - image is being used by a container\nhint: remove the container first (strata rm), or use -f to untag anyway",
+                id.short()
+            );
+        }
         for name in &names {
             store.untag(name)?;
             lines.push(format!("Untagged: {}", store::familiar(name)));
         }
     }
-    if in_use(store, &mine.iter().map(|e| e.digest).collect::<Vec<_>>())? && !force {
-        bail!(
-            "conflict: unable to delete {} (cannot be forced) - image is being used by a container",
-            id.short()
-        );
+    if used {
+        return Ok(lines); // forced: untagged, but the container keeps the image
     }
     for e in &mine {
         store.remove_image(&e.digest)?;
@@ -118,10 +132,10 @@ pub fn remove(store: &Store, query: &str, force: bool) -> anyhow::Result<Vec<Str
     Ok(lines)
 }
 
-/// Whether any registered root (a container) keeps one of these manifests.
+/// Whether a container (a root registered as `container-<id>`) keeps one of these manifests;
+/// other roots (a running build's) do not block rmi.
 fn in_use(store: &Store, manifests: &[Digest]) -> anyhow::Result<bool> {
-    Ok(store
-        .roots()?
-        .iter()
-        .any(|(_, r)| r.manifests.iter().any(|m| manifests.contains(m))))
+    Ok(store.roots()?.iter().any(|(name, r)| {
+        name.starts_with("container-") && r.manifests.iter().any(|m| manifests.contains(m))
+    }))
 }
