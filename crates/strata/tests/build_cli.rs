@@ -92,7 +92,9 @@ fn build_tags_prints_plain_progress_and_caches_across_processes() {
     assert!(again.status.success(), "{stderr}");
     assert_eq!(stderr.matches("CACHED").count(), 2, "{stderr}");
     assert!(
-        !stderr.lines().any(|l| l.ends_with(" step-output") && !l.contains("RUN")),
+        !stderr
+            .lines()
+            .any(|l| l.ends_with(" step-output") && !l.contains("RUN")),
         "a cached RUN prints no output: {stderr}"
     );
 

@@ -72,7 +72,10 @@ fn commit_round_trips_a_containers_changes() {
     let refused = s.output(&["rmi", "made:1"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("a container is using its referenced image"), "{stderr}");
+    assert!(
+        stderr.contains("a container is using its referenced image"),
+        "{stderr}"
+    );
     assert!(s.ok(&["images"]).contains("made"));
     // -f untags, and the container keeps its image.
     let forced = s.ok(&["rmi", "-f", "made:1"]);
