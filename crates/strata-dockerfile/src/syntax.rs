@@ -212,11 +212,14 @@ fn trim_newline(line: &str) -> &str {
 /// complete. The token continues the line only when it is the last non-blank character and is
 /// not itself escaped (`foo \\` ends the line with a literal backslash pair).
 fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
-    let body = line.trim_end_matches([' ', '\t']);
-    if let Some(before) = body.strip_suffix(escape)
-        && (before.is_empty() || !before.ends_with(escape))
-    {
-        return (before, false);
+    // char comparisons: `strip_suffix(char)` calls memcmp for every line of the file
+    let mut body = line.trim_end_matches([' ', '\t']).chars();
+    if body.next_back() == Some(escape) {
+        let before = body.as_str();
+        // not itself escaped (`ends_with` would be the memcmp again)
+        if !matches!(before.chars().next_back(), Some(c) if c == escape) {
+            return (before, false);
+        }
     }
     (line, true)
 }
