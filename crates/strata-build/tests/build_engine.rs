@@ -485,3 +485,36 @@ async fn cache_and_tmpfs_mounts() {
         "{layers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_mounts_from_the_context_and_a_stage() {
+    let env = env();
+    env.file("conf/app.ini", "v1\n");
+    let dockerfile = format!(
+        "{BASE}RUN echo from-stage > /made\n\nFROM strata-fixtures/busybox:1.35\nRUN --mount=type=bind,source=conf,target=/mnt/conf cat /mnt/conf/app.ini > /copied\nRUN --mount=type=bind,from=0,source=/made,target=/mnt/made test \"$(cat /mnt/made)\" = from-stage\nRUN --mount=type=bind,source=conf,target=/mnt/rw,rw echo scribble > /mnt/rw/app.ini && test \"$(cat /copied)\" = v1\n"
+    );
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read_to_string(env.context.join("conf/app.ini")).unwrap(),
+        "v1\n",
+        "rw writes are discarded"
+    );
+
+    // The bound file is part of the cache key.
+    env.file("conf/app.ini", "v2\n");
+    let changed = dockerfile.replace("= v1", "= v2");
+    let (result, events) = env.build(env.options(&changed)).await;
+    result.unwrap_or_else(|e| panic!("{e}"));
+    let cached_names: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Cached { vertex } => Some(*vertex),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        cached_names.len() <= 2,
+        "the context bind step rebuilt: {events:?}"
+    );
+}

@@ -305,7 +305,15 @@ async fn run_instruction(
     let result = match command {
         Command::Run(run) => {
             step(shared, state, &name, instruction, |s, st, v| {
-                Box::pin(run_step(s, st, v, run, instruction))
+                Box::pin(run_step(
+                    s,
+                    st,
+                    v,
+                    run,
+                    instruction,
+                    command_index,
+                    stage_index,
+                ))
             })
             .await
         }
@@ -505,6 +513,8 @@ fn run_step<'a>(
     vertex: usize,
     run: RunCommand,
     instruction: &'a Instruction,
+    command_index: Option<usize>,
+    stage_index: usize,
 ) -> StepFuture<'a> {
     Box::pin(async move {
         let mut script: Option<(String, String)> = None;
@@ -558,7 +568,36 @@ fn run_step<'a>(
         if let Some((name, content)) = &script {
             key = key.field("script", &format!("{name}\0{content}"));
         }
-        let key = key.finish();
+        // What a bind mount shows is part of the key: the content checksum of a context source,
+        // the key of a stage or image source.
+        let mut bind_layers: Vec<Option<Vec<Layer>>> = vec![None; mounts.len()];
+        let mut bind_keys = Vec::new();
+        for (i, mount) in mounts.iter().enumerate() {
+            if mount.kind != MountType::Bind {
+                continue;
+            }
+            let source = mount.source.clone().unwrap_or_default();
+            match &mount.from {
+                None => {
+                    let spec = CopySpec {
+                        sources: vec![source],
+                        dest: "/".into(),
+                        workdir: "/".into(),
+                        ..Default::default()
+                    };
+                    let prepared = copy::prepare(shared.context.as_ref(), &spec)?;
+                    let sum = copy::checksum(shared.context.as_ref(), &prepared)?;
+                    bind_keys.push(format!("{i}:context:{sum}"));
+                }
+                Some(from) => {
+                    let (source_key, layers) =
+                        from_source(shared, from, command_index, stage_index, Some(i)).await?;
+                    bind_keys.push(format!("{i}:from:{source_key}"));
+                    bind_layers[i] = Some(layers);
+                }
+            }
+        }
+        let key = key.list("bind-sources", &bind_keys).finish();
         let created_by = history::run(&history_args(state), &argv);
         if let Some((result, time)) = lookup(shared, &key) {
             state.time = time;
@@ -568,11 +607,27 @@ fn run_step<'a>(
 
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
         let scratch = tempdir_in(&shared.store.root().join("tmp"))?;
+        let mut bind_views: Vec<ReadView> = Vec::new();
+        let mut bind_roots: Vec<Option<std::path::PathBuf>> = vec![None; mounts.len()];
+        for (i, layers) in bind_layers.into_iter().enumerate() {
+            if let Some(layers) = layers {
+                let store = shared.store.clone();
+                let snapshotter = shared.snapshotter.clone();
+                let view = tokio::task::spawn_blocking(move || {
+                    ReadView::prepare(&store, snapshotter, &layers)
+                })
+                .await
+                .map_err(join_error)??;
+                bind_roots[i] = Some(view.root().to_path_buf());
+                bind_views.push(view);
+            }
+        }
         let result = with_view(shared, state, |root| {
             let shared = shared.clone();
             let tail = tail.clone();
             let argv = argv.clone();
             let scratch_path = scratch.path().to_path_buf();
+            let bind_roots = bind_roots.clone();
             async move {
                 let user = if user.is_empty() {
                     strata_runtime::User::default()
@@ -597,8 +652,13 @@ fn run_step<'a>(
                     });
                 }
                 for (i, mount) in mounts.iter().enumerate() {
-                    spec.mounts
-                        .push(run_mount(&shared, mount, &scratch_path, i)?);
+                    spec.mounts.push(run_mount(
+                        &shared,
+                        mount,
+                        &scratch_path,
+                        i,
+                        bind_roots[i].as_deref(),
+                    )?);
                 }
                 let sink = |stream: Stream| {
                     let shared = shared.clone();
@@ -714,6 +774,7 @@ fn run_mount(
     mount: &strata_dockerfile::Mount,
     scratch: &std::path::Path,
     index: usize,
+    bind_root: Option<&std::path::Path>,
 ) -> Result<Mount, BuildError> {
     let unsupported = |reason: &str| BuildError::Mount {
         raw: format!("{mount:?}"),
@@ -835,28 +896,60 @@ fn run_mount(
             })
         }
         MountType::Bind => {
-            if mount.from.is_some() {
-                return Err(unsupported(
-                    "bind mounts from another stage are not supported yet",
-                ));
-            }
             let target = mount
                 .target
                 .clone()
                 .ok_or_else(|| unsupported("bind needs a target"))?;
             let source = crate::paths::confine(mount.source.as_deref().unwrap_or(""));
-            let resolved = crate::source::resolve(shared.context.as_ref(), &source, true)
+            // The source tree: another stage's or image's read-only view, else the context.
+            let stage_tree = bind_root.map(DirTree::new);
+            let tree: &dyn SourceTree = match &stage_tree {
+                Some(t) => t,
+                None => shared.context.as_ref(),
+            };
+            let host_root = bind_root
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| shared.context.root().to_path_buf());
+            let resolved = crate::source::resolve(tree, &source, true)
                 .map_err(|e| unsupported(&e.to_string()))?;
-            // Read-only unless rw; writes of an rw bind go to a throwaway copy? Not yet: refuse.
-            if !mount.read_only {
-                return Err(unsupported(
-                    "writable bind mounts (rw) are not supported yet",
-                ));
+            let Some(meta) = tree
+                .lstat(&resolved)
+                .map_err(|e| unsupported(&e.to_string()))?
+            else {
+                return Err(unsupported(&format!("source {source:?} not found")));
+            };
+            if mount.read_only {
+                return Ok(Mount {
+                    kind: MountKind::Bind {
+                        source: host_root.join(&resolved),
+                        readonly: true,
+                    },
+                    destination: target.into(),
+                });
             }
+            // rw: the process may write, the writes are thrown away: bind a private copy.
+            let dir = scratch.join(format!("bind-{index}"));
+            std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let spec = CopySpec {
+                sources: vec![source.clone()],
+                dest: "/".into(),
+                workdir: "/".into(),
+                ..Default::default()
+            };
+            let prepared = copy::prepare(tree, &spec)?;
+            copy::execute(&dir, tree, &prepared)?;
+            let host = if meta.is_dir() {
+                dir
+            } else {
+                dir.join(crate::paths::base(&source))
+            };
             Ok(Mount {
                 kind: MountKind::Bind {
-                    source: shared.context.root().join(resolved),
-                    readonly: true,
+                    source: host,
+                    readonly: false,
                 },
                 destination: target.into(),
             })
@@ -945,7 +1038,7 @@ fn copy_step<'a>(
         if !paths.is_empty() {
             if let Some(from) = &copy.from {
                 let (source_key, layers) =
-                    from_source(shared, from, command_index, stage_index).await?;
+                    from_source(shared, from, command_index, stage_index, None).await?;
                 key = key
                     .field("from", &source_key.to_string())
                     .list("sources", &paths);
@@ -1083,11 +1176,12 @@ async fn from_source(
     from: &str,
     command_index: Option<usize>,
     stage_index: usize,
+    mount: Option<usize>,
 ) -> Result<(Digest, Vec<Layer>), BuildError> {
     let planned = shared.plan.stage(stage_index);
     let resolved = command_index
         .and_then(|ci| {
-            planned.and_then(|p| p.refs.iter().find(|r| r.command == ci && r.mount.is_none()))
+            planned.and_then(|p| p.refs.iter().find(|r| r.command == ci && r.mount == mount))
         })
         .map(|r| r.source.clone());
     let source = match resolved {
