@@ -518,3 +518,38 @@ async fn bind_mounts_from_the_context_and_a_stage() {
         "the context bind step rebuilt: {events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_as_environment_variables() {
+    let env = env();
+    let dockerfile = format!(
+        "{BASE}RUN --mount=type=secret,id=tok,env=TOKEN test \"${{#TOKEN}}\" = 9 && echo ok > /ok\n"
+    );
+    let mut opts = env.options(&dockerfile);
+    opts.secrets = vec![solve::Secret {
+        id: "tok".into(),
+        value: b"abcdefghi".to_vec(),
+    }];
+    let outcome = env.build(opts).await.0.unwrap_or_else(|e| panic!("{e}"));
+    let config = String::from_utf8(env.store.read_blob(&outcome.config_digest).unwrap()).unwrap();
+    assert!(!config.contains("abcdefghi"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_cache_mounts_are_used_by_one_step_at_a_time() {
+    let env = env();
+    let step = |name: &str| {
+        format!(
+            "RUN --mount=type=cache,id=shared,target=/c,sharing=locked test ! -e /c/busy && echo {name} > /c/busy && sleep 1 && test \"$(cat /c/busy)\" = {name} && rm /c/busy && echo {name} > /{name}\n"
+        )
+    };
+    let dockerfile = format!(
+        "{BASE}{}\nFROM strata-fixtures/busybox:1.35\n{}\nFROM strata-fixtures/busybox:1.35\nCOPY --from=0 /one /one\nCOPY --from=1 /two /two\n",
+        step("one"),
+        step("two")
+    );
+    env.build(env.options(&dockerfile))
+        .await
+        .0
+        .unwrap_or_else(|e| panic!("{e}"));
+}

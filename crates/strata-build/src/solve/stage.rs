@@ -651,7 +651,39 @@ fn run_step<'a>(
                         destination: format!("/dev/pipes/{name}").into(),
                     });
                 }
+                let mut locks = Vec::new();
+                for mount in &mounts {
+                    if mount.kind == MountType::Cache
+                        && mount.sharing == strata_dockerfile::Sharing::Locked
+                        && let Some(target) = &mount.target
+                    {
+                        let dir = cache_mount_dir(&shared, mount, target);
+                        let lock = tokio::task::spawn_blocking(move || lock_cache_mount(&dir))
+                            .await
+                            .map_err(join_error)??;
+                        locks.push(lock);
+                    }
+                }
                 for (i, mount) in mounts.iter().enumerate() {
+                    // `type=secret,env=VAR`: the value goes to the process environment only
+                    // (never the image config, the history or the cache key).
+                    if mount.kind == MountType::Secret
+                        && let Some(var) = &mount.env
+                    {
+                        let id = mount.id.clone().unwrap_or_else(|| var.clone());
+                        match shared.options.secrets.iter().find(|s| s.id == id) {
+                            Some(secret) => spec
+                                .env
+                                .push(format!("{var}={}", String::from_utf8_lossy(&secret.value))),
+                            None if mount.required => {
+                                return Err(BuildError::SecretNotFound { id });
+                            }
+                            None => {}
+                        }
+                        if mount.target.is_none() {
+                            continue;
+                        }
+                    }
                     spec.mounts.push(run_mount(
                         &shared,
                         mount,
@@ -686,6 +718,7 @@ fn run_step<'a>(
                     stderr: sink(Stream::Stderr),
                 };
                 let status = shared.executor.run(&spec, &root, stdio).await?;
+                drop(locks);
                 if !status.success() {
                     let lines: Vec<String> = tail
                         .lock()
@@ -767,6 +800,41 @@ fn write_file(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<(), Bui
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)
 }
 
+/// The persistent directory of a cache mount (keyed by its id, the target by default).
+fn cache_mount_dir(
+    shared: &Shared,
+    mount: &strata_dockerfile::Mount,
+    target: &str,
+) -> std::path::PathBuf {
+    let id = mount.id.clone().unwrap_or_else(|| target.to_string());
+    shared
+        .store
+        .root()
+        .join("cache-mounts")
+        .join(Digest::of(id.as_bytes()).hex())
+}
+
+/// Takes the exclusive lock of a `sharing=locked` cache mount (other builds, in this process or
+/// another, wait for it); the lock is released when the returned file is dropped.
+fn lock_cache_mount(dir: &std::path::Path) -> Result<std::fs::File, BuildError> {
+    let path = dir.with_extension("lock");
+    let io = |source| BuildError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
+
 /// `RUN --mount`: tmpfs, cache (a persistent directory under the store), secret (a file
 /// outside every layer), bind from the context.
 fn run_mount(
@@ -801,12 +869,7 @@ fn run_mount(
                     "cache mounts seeded from another stage are not supported yet",
                 ));
             }
-            let id = mount.id.clone().unwrap_or_else(|| target.clone());
-            let dir = shared
-                .store
-                .root()
-                .join("cache-mounts")
-                .join(Digest::of(id.as_bytes()).hex());
+            let dir = cache_mount_dir(shared, mount, &target);
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
                     path: dir.clone(),
@@ -867,11 +930,6 @@ fn run_mount(
                     destination: target.into(),
                 });
             };
-            if mount.env.is_some() {
-                return Err(unsupported(
-                    "secrets as environment variables are not supported yet",
-                ));
-            }
             let file = scratch.join(format!("secret-{index}"));
             write_file(&file, &secret.value, mount.mode.unwrap_or(0o400))?;
             std::os::unix::fs::chown(
