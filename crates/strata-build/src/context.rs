@@ -443,11 +443,17 @@ impl BuildContext {
         let Ok(mut cache) = self.cache.lock() else {
             return Ok(());
         };
-        let before = cache.records.len();
-        cache.records.retain(|k, _| self.entries.contains_key(k));
-        if !cache.dirty && before == cache.records.len() {
+        // Nothing new was hashed and there cannot be more records than files: the file on disk
+        // is already right (a no-op rebuild ends here without touching 20,000 keys).
+        let files = self
+            .entries
+            .values()
+            .filter(|m| m.kind == FileKind::File)
+            .count();
+        if !cache.dirty && cache.records.len() <= files {
             return Ok(());
         }
+        cache.records.retain(|k, _| self.entries.contains_key(k));
         let bytes = cache.encode();
         let err = |source| ContextError::StatCacheWrite {
             path: path.clone(),
