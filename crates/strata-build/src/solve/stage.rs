@@ -651,17 +651,30 @@ fn run_step<'a>(
                         destination: format!("/dev/pipes/{name}").into(),
                     });
                 }
+                // Cache mounts: `locked` waits for the directory, `private` takes the first
+                // instance nobody else is using (a new one if needed), `shared` just mounts it.
                 let mut locks = Vec::new();
-                for mount in &mounts {
-                    if mount.kind == MountType::Cache
-                        && mount.sharing == strata_dockerfile::Sharing::Locked
-                        && let Some(target) = &mount.target
-                    {
-                        let dir = cache_mount_dir(&shared, mount, target);
-                        let lock = tokio::task::spawn_blocking(move || lock_cache_mount(&dir))
-                            .await
-                            .map_err(join_error)??;
-                        locks.push(lock);
+                let mut cache_dirs: Vec<Option<std::path::PathBuf>> = vec![None; mounts.len()];
+                for (i, mount) in mounts.iter().enumerate() {
+                    let (MountType::Cache, Some(target)) = (mount.kind, &mount.target) else {
+                        continue;
+                    };
+                    let base = cache_mount_dir(&shared, mount, target);
+                    match mount.sharing {
+                        strata_dockerfile::Sharing::Shared => cache_dirs[i] = Some(base),
+                        strata_dockerfile::Sharing::Locked => {
+                            let dir = base.clone();
+                            let lock = tokio::task::spawn_blocking(move || lock_cache_mount(&dir))
+                                .await
+                                .map_err(join_error)??;
+                            locks.push(lock);
+                            cache_dirs[i] = Some(base);
+                        }
+                        strata_dockerfile::Sharing::Private => {
+                            let (dir, lock) = private_cache_mount(&base)?;
+                            locks.push(lock);
+                            cache_dirs[i] = Some(dir);
+                        }
                     }
                 }
                 for (i, mount) in mounts.iter().enumerate() {
@@ -690,6 +703,7 @@ fn run_step<'a>(
                         &scratch_path,
                         i,
                         bind_roots[i].as_deref(),
+                        cache_dirs[i].as_deref(),
                     )?);
                 }
                 let sink = |stream: Stream| {
@@ -817,7 +831,7 @@ fn cache_mount_dir(
 /// Takes the exclusive lock of a `sharing=locked` cache mount (other builds, in this process or
 /// another, wait for it); the lock is released when the returned file is dropped.
 fn lock_cache_mount(dir: &std::path::Path) -> Result<std::fs::File, BuildError> {
-    let path = dir.with_extension("lock");
+    let path = lock_path(dir);
     let io = |source| BuildError::Io {
         path: path.clone(),
         source,
@@ -835,6 +849,55 @@ fn lock_cache_mount(dir: &std::path::Path) -> Result<std::fs::File, BuildError> 
     Ok(file)
 }
 
+/// `<dir>.<suffix>` beside `dir` (cache directory names are hex digests without a dot).
+fn sibling(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+fn lock_path(dir: &std::path::Path) -> std::path::PathBuf {
+    sibling(dir, "lock")
+}
+
+/// `sharing=private`: the first instance of the cache (`dir`, `dir-1`, `dir-2`, ...) whose lock
+/// is free, locked for this step.
+fn private_cache_mount(
+    base: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::fs::File), BuildError> {
+    for n in 0.. {
+        let dir = if n == 0 {
+            base.to_path_buf()
+        } else {
+            sibling(base, &format!("private-{n}"))
+        };
+        let path = lock_path(&dir);
+        let io = |source| BuildError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => return Ok((dir, file)),
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+    Err(BuildError::Io {
+        path: base.to_path_buf(),
+        source: std::io::Error::other("no free cache instance"),
+    })
+}
+
 /// `RUN --mount`: tmpfs, cache (a persistent directory under the store), secret (a file
 /// outside every layer), bind from the context.
 fn run_mount(
@@ -843,6 +906,7 @@ fn run_mount(
     scratch: &std::path::Path,
     index: usize,
     bind_root: Option<&std::path::Path>,
+    cache_dir: Option<&std::path::Path>,
 ) -> Result<Mount, BuildError> {
     let unsupported = |reason: &str| BuildError::Mount {
         raw: format!("{mount:?}"),
@@ -869,7 +933,9 @@ fn run_mount(
                     "cache mounts seeded from another stage are not supported yet",
                 ));
             }
-            let dir = cache_mount_dir(shared, mount, &target);
+            let dir = cache_dir
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| cache_mount_dir(shared, mount, &target));
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
                     path: dir.clone(),
