@@ -11,9 +11,13 @@
 //! and tagged.
 
 pub mod cache;
+mod copy_step;
 pub mod export;
 pub mod history;
 pub mod layer;
+mod metadata;
+mod mounts;
+mod run;
 pub mod stage;
 
 use crate::context::{BuildContext, ContextError};
