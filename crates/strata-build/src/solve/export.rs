@@ -1,7 +1,11 @@
 //! `--output`: the built image as something other than a store entry.
 //!
 //! - `docker` / `oci`: an image archive (docker's dual layout: an OCI image layout that also
-//!   carries `manifest.json`, so both `docker load` and OCI tools read it);
+//!   carries `manifest.json`, so both `docker load` and OCI tools read it). Layers are stored
+//!   uncompressed and, by default, leave uncompressed (docker's own store is uncompressed);
+//!   `compression=gzip|zstd[,compression-level=N]` compresses each layer blob into the store
+//!   (so the next export finds it) and exports a rewritten manifest naming the compressed
+//!   blobs; the config, and so the diff_ids and the IMAGE ID, do not change;
 //! - `local`: the image's root filesystem, flattened, in a directory;
 //! - `tar`: the same root filesystem as a tar stream.
 //!
@@ -10,16 +14,33 @@
 
 use crate::solve::BuildError;
 use std::path::Path;
-use strata_image::Digest;
+use strata_image::manifest::{self, ManifestFormat};
+use strata_image::{Digest, LayerCompression};
 use strata_store::Store;
+
+/// Which archive `type=` asked for: both are written in docker's dual layout; the type decides
+/// which compressions are allowed and the manifest format of a rewritten manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// `type=docker`: gzip only (docker's layer media types have no standard zstd).
+    Docker,
+    /// `type=oci`: gzip or zstd, OCI media types.
+    Oci,
+}
 
 /// Where `--output` sends the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// `type=docker,dest=FILE` or `type=oci,dest=FILE`: an image archive.
     Archive {
+        /// `docker` or `oci`.
+        kind: ArchiveKind,
         /// The archive file.
         dest: std::path::PathBuf,
+        /// How layer blobs leave the machine (`None`: as stored, uncompressed).
+        compression: LayerCompression,
+        /// `compression-level=N`; `None` is the compression's default.
+        level: Option<i32>,
     },
     /// `type=local,dest=DIR`: the root filesystem in a directory.
     Local {
@@ -48,6 +69,52 @@ pub enum OutputSpecError {
         /// The value.
         spec: String,
     },
+    /// A key this output type does not take.
+    #[error("invalid --output {spec:?}: unknown key {key:?} for type={kind}")]
+    UnknownKey {
+        /// The value.
+        spec: String,
+        /// The key.
+        key: String,
+        /// The output type.
+        kind: String,
+    },
+    /// A `compression=` other than gzip, zstd or uncompressed.
+    #[error("invalid --output {spec:?}: compression {value:?} is not gzip, zstd or uncompressed")]
+    Compression {
+        /// The value.
+        spec: String,
+        /// The compression asked for.
+        value: String,
+    },
+    /// `compression=zstd` with `type=docker`.
+    #[error(
+        "invalid --output {spec:?}: type=docker supports compression=gzip only (use type=oci for zstd)"
+    )]
+    ZstdForDocker {
+        /// The value.
+        spec: String,
+    },
+    /// A `compression-level=` that is not an integer in the compression's range.
+    #[error("invalid --output {spec:?}: compression-level {value:?} is not in {min}..={max}")]
+    Level {
+        /// The value.
+        spec: String,
+        /// The level asked for.
+        value: String,
+        /// The lowest level of the compression.
+        min: i32,
+        /// The highest level of the compression.
+        max: i32,
+    },
+    /// `compression-level=` without a compression to apply it to.
+    #[error(
+        "invalid --output {spec:?}: compression-level needs compression=gzip or compression=zstd"
+    )]
+    LevelWithoutCompression {
+        /// The value.
+        spec: String,
+    },
 }
 
 impl Output {
@@ -58,24 +125,108 @@ impl Output {
         }
         let mut kind = None;
         let mut dest = None;
+        let mut compression = None;
+        let mut level = None;
+        let mut other = Vec::new();
         for part in spec.split(',') {
             match part.split_once('=') {
-                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("type", v)) => kind = Some(v),
                 Some(("dest", v)) => dest = Some(std::path::PathBuf::from(v)),
-                _ => {}
+                Some(("compression", v)) => compression = Some(v),
+                Some(("compression-level", v)) => level = Some(v),
+                Some((k, _)) => other.push(k),
+                None => other.push(part),
             }
+        }
+        let archive = match kind {
+            Some("docker") => Some(ArchiveKind::Docker),
+            Some("oci") => Some(ArchiveKind::Oci),
+            Some("local") | Some("tar") => None,
+            _ => {
+                return Err(OutputSpecError::Type {
+                    spec: spec.to_string(),
+                });
+            }
+        };
+        let unknown = |key: &str| OutputSpecError::UnknownKey {
+            spec: spec.to_string(),
+            key: key.to_string(),
+            kind: kind.unwrap_or_default().to_string(),
+        };
+        if let Some(key) = other.first() {
+            return Err(unknown(key));
         }
         let dest = dest.ok_or_else(|| OutputSpecError::Dest {
             spec: spec.to_string(),
         })?;
-        match kind.as_deref() {
-            Some("docker") | Some("oci") => Ok(Output::Archive { dest }),
-            Some("local") => Ok(Output::Local { dest }),
-            Some("tar") => Ok(Output::Tar { dest }),
-            _ => Err(OutputSpecError::Type {
-                spec: spec.to_string(),
-            }),
-        }
+        let Some(archive) = archive else {
+            // The root filesystem outputs are not image archives: nothing to compress.
+            if compression.is_some() {
+                return Err(unknown("compression"));
+            }
+            if level.is_some() {
+                return Err(unknown("compression-level"));
+            }
+            return Ok(if kind == Some("local") {
+                Output::Local { dest }
+            } else {
+                Output::Tar { dest }
+            });
+        };
+        let compression = match compression {
+            None | Some("uncompressed") => LayerCompression::None,
+            Some("gzip") => LayerCompression::Gzip,
+            Some("zstd") if archive == ArchiveKind::Docker => {
+                return Err(OutputSpecError::ZstdForDocker {
+                    spec: spec.to_string(),
+                });
+            }
+            Some("zstd") => LayerCompression::Zstd,
+            Some(value) => {
+                return Err(OutputSpecError::Compression {
+                    spec: spec.to_string(),
+                    value: value.to_string(),
+                });
+            }
+        };
+        let level = match level {
+            None => None,
+            Some(_) if compression == LayerCompression::None => {
+                return Err(OutputSpecError::LevelWithoutCompression {
+                    spec: spec.to_string(),
+                });
+            }
+            Some(value) => {
+                let (min, max) = level_range(compression);
+                match value.parse::<i32>() {
+                    Ok(n) if (min..=max).contains(&n) => Some(n),
+                    _ => {
+                        return Err(OutputSpecError::Level {
+                            spec: spec.to_string(),
+                            value: value.to_string(),
+                            min,
+                            max,
+                        });
+                    }
+                }
+            }
+        };
+        Ok(Output::Archive {
+            kind: archive,
+            dest,
+            compression,
+            level,
+        })
+    }
+}
+
+/// The levels a compression takes: gzip's 0 (stored) to 9, zstd's 1 to 22 (its negative "fast"
+/// levels are left out: nobody ships layers that way).
+fn level_range(compression: LayerCompression) -> (i32, i32) {
+    match compression {
+        LayerCompression::None => (0, 0),
+        LayerCompression::Gzip => (0, 9),
+        LayerCompression::Zstd => (1, 22),
     }
 }
 
@@ -87,7 +238,16 @@ pub fn export(
     output: &Output,
 ) -> Result<(), BuildError> {
     match output {
-        Output::Archive { dest } => {
+        Output::Archive {
+            kind,
+            dest,
+            compression,
+            level,
+        } => {
+            let manifest_digest = match compression {
+                LayerCompression::None => *manifest_digest,
+                _ => compressed_manifest(store, manifest_digest, *kind, *compression, *level)?,
+            };
             let io = |source| BuildError::Io {
                 path: dest.clone(),
                 source,
@@ -95,7 +255,7 @@ pub fn export(
             let file = std::fs::File::create(dest).map_err(io)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
             let images = [strata_image::archive::SaveImage {
-                manifest_digest: *manifest_digest,
+                manifest_digest,
                 refs: refs.to_vec(),
             }];
             strata_image::archive::write_docker_archive(&mut out, &images, store)
@@ -137,6 +297,62 @@ pub fn export(
     }
 }
 
+/// Compresses every layer of `manifest_digest` into the store and stores a manifest naming the
+/// compressed blobs; returns its digest. The config blob is reused as is: its diff_ids are the
+/// digests of the uncompressed layers, whatever travels.
+fn compressed_manifest(
+    store: &Store,
+    manifest_digest: &Digest,
+    kind: ArchiveKind,
+    compression: LayerCompression,
+    level: Option<i32>,
+) -> Result<Digest, BuildError> {
+    let image = store.image(manifest_digest)?;
+    let format = match kind {
+        ArchiveKind::Oci => ManifestFormat::Oci,
+        // docker load reads either format: keep the stored one.
+        ArchiveKind::Docker => image
+            .manifest
+            .media_type()
+            .as_ref()
+            .and_then(|m| ManifestFormat::of_media_type(m.as_ref()))
+            .unwrap_or(ManifestFormat::Oci),
+    };
+    let level = level.unwrap_or_else(|| strata_layer::default_level(compression));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut layers = Vec::with_capacity(image.manifest.layers().len());
+    for layer in image.manifest.layers() {
+        let digest = Digest::try_from(layer.digest()).map_err(|_| BuildError::SnapshotMissing)?;
+        let reader = store.open_blob(&digest)?;
+        // Already-compressed stored layers (an image pulled as is) are decompressed first, so
+        // the output is uniformly `compression`.
+        let blob_path = store.blob_path(&digest);
+        let io = |source| BuildError::Io {
+            path: blob_path.clone(),
+            source,
+        };
+        let reader = strata_layer::decompressed(reader).map_err(io)?;
+        let mut ingest = store.ingest()?;
+        let compressed =
+            strata_layer::compress(reader, &mut ingest, compression, level, threads).map_err(io)?;
+        ingest.commit(Some((compressed.digest, compressed.size)))?;
+        layers.push(manifest::descriptor(
+            format.layer_media_type(compression),
+            compressed.digest,
+            compressed.size,
+        ));
+    }
+    let config = image.manifest.config();
+    let config = manifest::descriptor(
+        format.config_media_type(),
+        image.config_digest,
+        config.size(),
+    );
+    let mut rewritten = manifest::build_manifest(format, config, layers);
+    rewritten.set_annotations(image.manifest.annotations().clone());
+    Ok(store.put_blob(&manifest::to_bytes(&rewritten))?)
+}
+
 fn apply_all(store: &Store, manifest_digest: &Digest, dest: &Path) -> Result<(), BuildError> {
     let image = store.image(manifest_digest)?;
     for layer in image.manifest.layers() {
@@ -163,7 +379,10 @@ mod tests {
         assert_eq!(
             Output::parse("dest=x.tar,type=docker").unwrap(),
             Output::Archive {
-                dest: "x.tar".into()
+                kind: ArchiveKind::Docker,
+                dest: "x.tar".into(),
+                compression: LayerCompression::None,
+                level: None,
             }
         );
         assert_eq!(
@@ -178,5 +397,124 @@ mod tests {
         );
         assert!(Output::parse("type=registry,dest=x").is_err());
         assert!(Output::parse("type=local").is_err());
+    }
+
+    #[test]
+    fn archive_compression_specs() {
+        use ArchiveKind::{Docker, Oci};
+        use LayerCompression::{Gzip, None as Plain, Zstd};
+        let ok: &[(&str, ArchiveKind, LayerCompression, Option<i32>)] = &[
+            ("type=oci,dest=o.tar", Oci, Plain, None),
+            (
+                "type=oci,dest=o.tar,compression=uncompressed",
+                Oci,
+                Plain,
+                None,
+            ),
+            ("type=oci,dest=o.tar,compression=gzip", Oci, Gzip, None),
+            (
+                "type=oci,dest=o.tar,compression=zstd,compression-level=3",
+                Oci,
+                Zstd,
+                Some(3),
+            ),
+            (
+                "compression-level=22,compression=zstd,type=oci,dest=o.tar",
+                Oci,
+                Zstd,
+                Some(22),
+            ),
+            (
+                "type=docker,dest=o.tar,compression=gzip,compression-level=0",
+                Docker,
+                Gzip,
+                Some(0),
+            ),
+            (
+                "type=docker,dest=o.tar,compression=gzip,compression-level=9",
+                Docker,
+                Gzip,
+                Some(9),
+            ),
+        ];
+        for (spec, kind, compression, level) in ok {
+            assert_eq!(
+                Output::parse(spec),
+                Ok(Output::Archive {
+                    kind: *kind,
+                    dest: "o.tar".into(),
+                    compression: *compression,
+                    level: *level,
+                }),
+                "{spec}"
+            );
+        }
+        let spec = |s: &str| s.to_string();
+        let bad: &[(&str, OutputSpecError)] = &[
+            (
+                "type=docker,dest=o.tar,compression=zstd",
+                OutputSpecError::ZstdForDocker {
+                    spec: spec("type=docker,dest=o.tar,compression=zstd"),
+                },
+            ),
+            (
+                "type=oci,dest=o.tar,compression=xz",
+                OutputSpecError::Compression {
+                    spec: spec("type=oci,dest=o.tar,compression=xz"),
+                    value: spec("xz"),
+                },
+            ),
+            (
+                "type=oci,dest=o.tar,compression=gzip,compression-level=10",
+                OutputSpecError::Level {
+                    spec: spec("type=oci,dest=o.tar,compression=gzip,compression-level=10"),
+                    value: spec("10"),
+                    min: 0,
+                    max: 9,
+                },
+            ),
+            (
+                "type=oci,dest=o.tar,compression=zstd,compression-level=fast",
+                OutputSpecError::Level {
+                    spec: spec("type=oci,dest=o.tar,compression=zstd,compression-level=fast"),
+                    value: spec("fast"),
+                    min: 1,
+                    max: 22,
+                },
+            ),
+            (
+                "type=oci,dest=o.tar,compression-level=3",
+                OutputSpecError::LevelWithoutCompression {
+                    spec: spec("type=oci,dest=o.tar,compression-level=3"),
+                },
+            ),
+            (
+                "type=oci,dest=o.tar,force-compression=true",
+                OutputSpecError::UnknownKey {
+                    spec: spec("type=oci,dest=o.tar,force-compression=true"),
+                    key: spec("force-compression"),
+                    kind: spec("oci"),
+                },
+            ),
+            (
+                "type=local,dest=out,compression=gzip",
+                OutputSpecError::UnknownKey {
+                    spec: spec("type=local,dest=out,compression=gzip"),
+                    key: spec("compression"),
+                    kind: spec("local"),
+                },
+            ),
+            (
+                "type=tar,dest=o.tar,compression-level=1",
+                OutputSpecError::UnknownKey {
+                    spec: spec("type=tar,dest=o.tar,compression-level=1"),
+                    key: spec("compression-level"),
+                    kind: spec("tar"),
+                },
+            ),
+        ];
+        for (s, expected) in bad {
+            assert_eq!(Output::parse(s).as_ref(), Err(expected), "{s}");
+        }
     }
 }
