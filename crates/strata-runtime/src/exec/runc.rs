@@ -108,6 +108,25 @@ fn container_id() -> String {
     )
 }
 
+/// Identifies the crun binary found in `PATH` and the running kernel, so a remembered probe
+/// result is discarded when either changes.
+fn crun_fingerprint() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::env::var_os("PATH")?;
+    let binary = std::env::split_paths(&path)
+        .map(|dir| dir.join("crun"))
+        .find(|candidate| candidate.is_file())?;
+    let meta = fs::metadata(&binary).ok()?;
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    Some(format!(
+        "{} {} {} {}",
+        binary.display(),
+        meta.len(),
+        meta.mtime(),
+        kernel.trim()
+    ))
+}
+
 impl RuncExecutor {
     /// An executor for `kind` keeping its state (runtime state, bundles) under `state_dir`.
     pub fn new(kind: RuntimeKind, state_dir: &Path) -> Result<Self, ExecError> {
@@ -132,7 +151,18 @@ impl RuncExecutor {
     pub async fn from_name(name: &str, state_dir: &Path) -> Result<Self, ExecError> {
         if name == "auto" {
             let crun = Self::new(RuntimeKind::Crun, state_dir)?;
+            // A passed probe is remembered for this crun binary on this kernel, so a build
+            // does not pay a probe container every time (a no-op rebuild runs nothing at all).
+            let stamp = state_dir.join("crun-probe-ok");
+            let fingerprint = crun_fingerprint();
+            if fingerprint.is_some() && fs::read_to_string(&stamp).ok() == fingerprint {
+                return Ok(crun);
+            }
             if crun.probe().await.is_ok() {
+                if let Some(fingerprint) = fingerprint {
+                    // Best effort: without the stamp the next build simply probes again.
+                    let _ = fs::write(&stamp, fingerprint);
+                }
                 return Ok(crun);
             }
             return Self::new(RuntimeKind::Runc, state_dir);
