@@ -13,7 +13,7 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root: RUN steps use overlay mou
 # install_system_packages: the OCI runtimes, registry and image tools the tests and the demo use
 install_system_packages() {
   need_root
-  local pkgs=(runc crun skopeo umoci docker-registry mmdebstrap busybox-static curl python3 apache2-utils ca-certificates)
+  local pkgs=(runc crun skopeo umoci docker-registry docker.io mmdebstrap busybox-static curl python3 apache2-utils ca-certificates)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [[ ${#missing[@]} -gt 0 ]]; then
