@@ -1,8 +1,6 @@
 //! Build-cache records: a cache key digest → a JSON payload the build engine defines, plus the
 //! blobs and snapshots the payload depends on, so garbage collection keeps them.
 
-use std::fs;
-use std::io;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -10,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use strata_image::Digest;
 
 use crate::Store;
-use crate::error::{IoContext, Result, StoreError};
-use crate::fsutil::{list_dir, remove_all, write_atomic};
+use crate::error::Result;
+use crate::fsutil::{list_dir, read_json_record, remove_all, write_json_record};
 
 /// One build-cache entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,30 +32,12 @@ impl Store {
 
     /// The record stored under `key`, if any.
     pub fn cache_get(&self, key: &Digest) -> Result<Option<CacheRecord>> {
-        let path = self.cache_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).ctx("read", path),
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StoreError::Json {
-                what: "cache record",
-                path,
-                source,
-            })
+        read_json_record(self.cache_path(key), "cache record")
     }
 
     /// Stores (or replaces) the record for `key`, atomically.
     pub fn cache_put(&self, key: &Digest, record: &CacheRecord) -> Result<()> {
-        let path = self.cache_path(key);
-        let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
-            what: "cache record",
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &bytes)
+        write_json_record(self.cache_path(key), "cache record", record)
     }
 
     /// Every cache record with its key.

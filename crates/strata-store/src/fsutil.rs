@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, StoreError};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -50,6 +50,36 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reads a JSON record the store wrote with [`write_json_record`]; a missing file is `None`.
+/// `what` names the record in errors ("cache record", "layer record").
+pub(crate) fn read_json_record<T: serde::de::DeserializeOwned>(
+    path: PathBuf,
+    what: &'static str,
+) -> Result<Option<T>> {
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx("read", path),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| StoreError::Json { what, path, source })
+}
+
+/// Atomically writes `record` as JSON at `path` (see [`write_atomic`]).
+pub(crate) fn write_json_record<T: serde::Serialize>(
+    path: PathBuf,
+    what: &'static str,
+    record: &T,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
+        what,
+        path: path.clone(),
+        source,
+    })?;
+    write_atomic(&path, &bytes)
 }
 
 /// Creates `dir` (and parents) if missing.

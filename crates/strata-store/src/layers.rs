@@ -1,16 +1,14 @@
 //! Per-layer facts that are expensive to recompute, keyed by diff_id: the unpacked size docker
 //! reports (the sum of file sizes in the layer, not the tar size).
 
-use std::fs;
-use std::io;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use strata_image::Digest;
 
 use crate::Store;
-use crate::error::{IoContext, Result, StoreError};
-use crate::fsutil::write_atomic;
+use crate::error::Result;
+use crate::fsutil::{read_json_record, write_json_record};
 
 /// What the store remembers about one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,29 +26,11 @@ impl Store {
 
     /// The recorded facts for a layer, if computed before.
     pub fn layer_info(&self, diff_id: &Digest) -> Result<Option<LayerInfo>> {
-        let path = self.layer_path(diff_id);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).ctx("read", path),
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StoreError::Json {
-                what: "layer record",
-                path,
-                source,
-            })
+        read_json_record(self.layer_path(diff_id), "layer record")
     }
 
     /// Records facts about a layer (idempotent: they are a function of the diff_id).
     pub fn set_layer_info(&self, info: &LayerInfo) -> Result<()> {
-        let path = self.layer_path(&info.diff_id);
-        let bytes = serde_json::to_vec(info).map_err(|source| StoreError::Json {
-            what: "layer record",
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &bytes)
+        write_json_record(self.layer_path(&info.diff_id), "layer record", info)
     }
 }
