@@ -27,21 +27,27 @@ pub(super) fn cache_mount_dir(
 /// another, wait for it); the lock is released when the returned file is dropped.
 pub(super) fn lock_cache_mount(dir: &std::path::Path) -> Result<std::fs::File, BuildError> {
     let path = lock_path(dir);
+    let file = open_lock_file(&path)?;
+    file.lock()
+        .map_err(|source| BuildError::Io { path, source })?;
+    Ok(file)
+}
+
+/// Opens (creating it and its parent if needed) the lock file of a cache directory.
+fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File, BuildError> {
     let io = |source| BuildError::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    Ok(file)
+        .open(path)
+        .map_err(io)
 }
 
 /// `<dir>.<suffix>` beside `dir` (cache directory names are hex digests without a dot).
@@ -68,23 +74,13 @@ pub(super) fn private_cache_mount(
             sibling(base, &format!("private-{n}"))
         };
         let path = lock_path(&dir);
-        let io = |source| BuildError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => return Ok((dir, file)),
             Err(std::fs::TryLockError::WouldBlock) => continue,
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(BuildError::Io { path, source });
+            }
         }
     }
     Err(BuildError::Io {
