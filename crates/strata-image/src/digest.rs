@@ -149,13 +149,18 @@ impl TryFrom<&oci_spec::image::Digest> for Digest {
 pub fn chain_id(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for diff_id in diff_ids {
-        let next = match out.last() {
-            None => *diff_id,
-            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
-        };
-        out.push(next);
+        out.push(chain_id_on(out.last(), diff_id));
     }
     out
+}
+
+/// One step of [`chain_id`]: the chain id of `diff_id` stacked on the chain `parent`
+/// (`sha256(parent + " " + diff_id)`; the bottom layer's chain id is its diff_id).
+pub fn chain_id_on(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => *diff_id,
+        Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+    }
 }
 
 /// A writer that hashes (and counts) everything written through it, then forwards it.

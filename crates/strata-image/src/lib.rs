@@ -21,7 +21,7 @@ pub mod media;
 pub mod reference;
 
 pub use config::{DockerExtensions, Healthcheck, ImageConfig};
-pub use digest::{Digest, DigestError, Sha256Writer, chain_id};
+pub use digest::{Digest, DigestError, Sha256Writer, chain_id, chain_id_on};
 pub use media::LayerCompression;
 /// The `oci-spec` crate, re-exported so every strata crate uses the same version.
 pub use oci_spec as oci;

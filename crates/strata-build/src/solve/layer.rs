@@ -32,13 +32,8 @@ pub struct Layer {
     pub media_type: String,
 }
 
-/// The chain id of `diff_id` on top of `parent` (OCI: `sha256(parent + " " + diff_id)`).
-pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
-    match parent {
-        None => *diff_id,
-        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-    }
-}
+/// The chain id of `diff_id` on top of `parent` (strata-image's OCI formula).
+pub use strata_image::chain_id_on as chain_id;
 
 /// Makes sure every layer of `layers` (bottom first) is unpacked as a snapshot.
 pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), BuildError> {
