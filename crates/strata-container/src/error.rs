@@ -68,12 +68,6 @@ pub enum ContainerError {
     },
     #[error("the root filesystem of container {id} is still mounted at {target}")]
     StillMounted { id: String, target: PathBuf },
-    #[error("unpack layer {layer}: {source}")]
-    Unpack {
-        layer: Digest,
-        #[source]
-        source: strata_layer::ApplyError,
-    },
     #[error("write the layer of container {id}: {source}")]
     WriteLayer {
         id: String,

@@ -22,22 +22,8 @@ use crate::error::{ContainerError, IoContext, Result};
 /// Idempotent and safe under concurrency: a layer another process is unpacking at the same time
 /// is unpacked twice and the store keeps the first commit ([`Store::commit_snapshot`]).
 pub fn ensure_snapshots(store: &Store, image: &Image) -> Result<Vec<PathBuf>> {
-    let (layers, chain_ids) = image_layers(image)?;
-    let mut parent: Option<Digest> = None;
-    for ((blob, diff_id), chain_id) in layers.iter().zip(&chain_ids) {
-        if store.snapshot(chain_id)?.is_none() {
-            let prepared = store.prepare_snapshot()?;
-            let reader = store.open_blob(blob)?;
-            strata_layer::unpack_overlay_diff(reader, &prepared.dir).map_err(|source| {
-                ContainerError::Unpack {
-                    layer: *blob,
-                    source,
-                }
-            })?;
-            store.commit_snapshot(prepared, *chain_id, *diff_id, parent)?;
-        }
-        parent = Some(*chain_id);
-    }
+    let (layers, _) = image_layers(image)?;
+    let chain_ids = store.ensure_snapshots(&layers)?;
     let mut dirs = Vec::with_capacity(chain_ids.len());
     for chain_id in chain_ids.iter().rev() {
         let snapshot = store

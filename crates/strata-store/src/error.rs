@@ -8,6 +8,12 @@ use strata_image::Digest;
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("unpack layer {layer}: {source}")]
+    Unpack {
+        layer: Digest,
+        #[source]
+        source: strata_layer::ApplyError,
+    },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,

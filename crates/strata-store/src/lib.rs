@@ -32,6 +32,7 @@ mod layers;
 mod lock;
 mod resolve;
 mod snapshots;
+mod unpack;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

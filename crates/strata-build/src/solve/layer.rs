@@ -37,21 +37,8 @@ pub use strata_image::chain_id_on as chain_id;
 
 /// Makes sure every layer of `layers` (bottom first) is unpacked as a snapshot.
 pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), BuildError> {
-    let mut parent: Option<Digest> = None;
-    for layer in layers {
-        if store.snapshot(&layer.chain_id)?.is_none() {
-            let prepared = store.prepare_snapshot()?;
-            let reader = store.open_blob(&layer.blob)?;
-            strata_layer::unpack_overlay_diff(reader, &prepared.dir).map_err(|source| {
-                BuildError::Unpack {
-                    layer: layer.blob,
-                    source,
-                }
-            })?;
-            store.commit_snapshot(prepared, layer.chain_id, layer.diff_id, parent)?;
-        }
-        parent = Some(layer.chain_id);
-    }
+    let blobs: Vec<(Digest, Digest)> = layers.iter().map(|l| (l.blob, l.diff_id)).collect();
+    store.ensure_snapshots(&blobs)?;
     Ok(())
 }
 
