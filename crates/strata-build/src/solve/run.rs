@@ -115,10 +115,23 @@ pub(super) fn run_step<'a>(
             key = key.field("script", &format!("{name}\0{content}"));
         }
         // What a bind mount shows is part of the key: the content checksum of a context source,
-        // the key of a stage or image source.
+        // the key of a stage or image source. So is the `from` of a cache mount (BuildKit: an
+        // input of the exec op), whose snapshot also seeds and names the cache instance.
         let mut bind_layers: Vec<Option<Vec<Layer>>> = vec![None; mounts.len()];
+        let mut cache_seeds: Vec<Option<strata_image::Digest>> = vec![None; mounts.len()];
         let mut bind_keys = Vec::new();
         for (i, mount) in mounts.iter().enumerate() {
+            if let (MountType::Cache, Some(from)) = (mount.kind, &mount.from) {
+                let (source_key, layers) =
+                    from_source(shared, from, command_index, stage_index, Some(i)).await?;
+                bind_keys.push(format!("{i}:cache-from:{source_key}"));
+                // An empty tree (scratch) seeds nothing: BuildKit has no ref for it either.
+                if let Some(top) = layers.last() {
+                    cache_seeds[i] = Some(top.chain_id);
+                    bind_layers[i] = Some(layers);
+                }
+                continue;
+            }
             if mount.kind != MountType::Bind {
                 continue;
             }
@@ -205,7 +218,7 @@ pub(super) fn run_step<'a>(
                     let (MountType::Cache, Some(target)) = (mount.kind, &mount.target) else {
                         continue;
                     };
-                    let base = cache_mount_dir(&shared, mount, target);
+                    let base = cache_mount_dir(&shared, mount, target, cache_seeds[i].as_ref());
                     match mount.sharing {
                         strata_dockerfile::Sharing::Shared => cache_dirs[i] = Some(base),
                         strata_dockerfile::Sharing::Locked => {

@@ -1,0 +1,452 @@
+//! Features BuildKit has that strata added late, built for real on the busybox fixture with
+//! runc: cache mounts seeded `from` a stage, and ADD from an `https://` server on loopback
+//! whose certificate is signed by a test CA (trusted through `SSL_CERT_FILE`, as a user
+//! trusts a private CA). Needs root, runc, openssl and the fixtures.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use strata_build::progress::{Event, ProgressSink};
+use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
+use strata_image::Digest;
+use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
+use strata_store::Store;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(
+        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    executor: Arc<dyn Executor>,
+    snapshotter: Arc<dyn Snapshotter>,
+    context: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
+    let mut sink = store.sink();
+    let loaded =
+        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
+            .unwrap();
+    for image in &loaded {
+        let stored = store.image(&image.manifest_digest).unwrap();
+        for r in &image.refs {
+            store
+                .tag(&r.to_string(), stored.descriptor.clone())
+                .unwrap();
+        }
+    }
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
+    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    Env {
+        _dir: dir,
+        store: Arc::new(store),
+        executor,
+        snapshotter,
+        context,
+    }
+}
+
+impl Env {
+    fn options(&self, dockerfile: &str) -> BuildOptions {
+        let mut o = BuildOptions::new(&self.context, dockerfile);
+        o.stat_cache = Some(self.store.root().join("statcache-test"));
+        o
+    }
+
+    async fn build(&self, options: BuildOptions) -> (Result<BuildOutcome, BuildError>, Vec<Event>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink_events = events.clone();
+        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
+        let result = solve::build(
+            self.store.clone(),
+            self.executor.clone(),
+            self.snapshotter.clone(),
+            options,
+            sink,
+        )
+        .await;
+        let events = events.lock().unwrap().clone();
+        (result, events)
+    }
+
+    /// Builds `dockerfile` with `args`, panicking with the build's error on failure.
+    async fn build_ok(&self, dockerfile: &str, args: &[(&str, &str)]) -> Vec<Event> {
+        let mut options = self.options(dockerfile);
+        for (k, v) in args {
+            options.build_args.set(*k, *v);
+        }
+        let (result, events) = self.build(options).await;
+        if let Err(e) = result {
+            panic!("build failed: {e}\nlogs: {:?}", logs(&events));
+        }
+        events
+    }
+}
+
+fn logs(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cached(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Cached { .. }))
+        .count()
+}
+
+const BASE: &str = "FROM strata-fixtures/busybox:1.35";
+
+/// A stage whose `/seed` directory seeds the cache; `SEED` changes its content.
+fn seeded_dockerfile(run: &str) -> String {
+    format!(
+        "{BASE} AS seed\nARG SEED=v1\nRUN mkdir -p /seed/sub && echo \"$SEED\" > /seed/sub/file && echo top > /seed/top && chown -R 1000:1000 /seed/sub\n\n{BASE}\nARG ROUND\n{run}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_mounts_seeded_from_a_stage_start_with_its_files_and_keep_their_writes() {
+    let env = env();
+    let mount = "--mount=type=cache,id=deps,target=/c,from=seed,source=/seed";
+    let dockerfile = seeded_dockerfile(&format!(
+        "RUN {mount} echo \"round $ROUND\" && echo \"$ROUND\" >> /c/log"
+    ));
+
+    // First use: the seed's files (ownership kept) are there, and nothing else.
+    let first = seeded_dockerfile(&format!(
+        "RUN {mount} test \"$(cat /c/sub/file)\" = v1 && test \"$(cat /c/top)\" = top && test \"$(stat -c %u:%g /c/sub/file)\" = 1000:1000 && test ! -e /c/log && echo one >> /c/log && echo changed > /c/sub/file"
+    ));
+    env.build_ok(&first, &[("ROUND", "1")]).await;
+
+    // Same id, same `from` content: the same instance, with the first build's writes; the
+    // seed is not applied again (the changed file stays changed).
+    let second = seeded_dockerfile(&format!(
+        "RUN {mount} test \"$(cat /c/log)\" = one && test \"$(cat /c/sub/file)\" = changed && echo two >> /c/log"
+    ));
+    env.build_ok(&second, &[("ROUND", "2")]).await;
+    let third = seeded_dockerfile(&format!(
+        "RUN {mount} test \"$(cat /c/log | tr '\\n' ' ')\" = 'one two '"
+    ));
+    env.build_ok(&third, &[("ROUND", "3")]).await;
+
+    // Different `from` content: BuildKit keys the instance by id and the from snapshot, so a
+    // new cache starts from the new seed.
+    let fresh = seeded_dockerfile(&format!(
+        "RUN {mount} test \"$(cat /c/sub/file)\" = v2 && test ! -e /c/log"
+    ));
+    env.build_ok(&fresh, &[("ROUND", "4"), ("SEED", "v2")])
+        .await;
+
+    // The same id without `from` is yet another cache: empty.
+    let plain = seeded_dockerfile(
+        "RUN --mount=type=cache,id=deps,target=/c test -z \"$(ls -A /c)\" && echo plain > /c/p",
+    );
+    env.build_ok(&plain, &[("ROUND", "5")]).await;
+
+    // The RUN cache key covers the `from` content: an unchanged rebuild is cached, a changed
+    // seed reruns the step.
+    let first_events = env.build_ok(&dockerfile, &[("ROUND", "6")]).await;
+    assert!(logs(&first_events).iter().any(|l| l == "round 6"));
+    let again = env.build_ok(&dockerfile, &[("ROUND", "6")]).await;
+    assert!(
+        !logs(&again).iter().any(|l| l == "round 6") && cached(&again) > cached(&first_events),
+        "an unchanged rebuild is cached: {again:?}"
+    );
+    let changed = env
+        .build_ok(&dockerfile, &[("ROUND", "6"), ("SEED", "v3")])
+        .await;
+    assert!(
+        logs(&changed).iter().any(|l| l == "round 6"),
+        "a new from content reruns the step: {:?}",
+        logs(&changed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_mounts_from_a_stage_with_mode_and_no_source_mount_its_cache_directory() {
+    let env = env();
+    // BuildKit's frontend: with uid/gid/mode and no source, `/cache` of the from tree is the
+    // mounted directory, created with those attributes when the tree has none.
+    let dockerfile = seeded_dockerfile(
+        "RUN --mount=type=cache,id=perm,target=/c,from=seed,uid=1234,gid=99,mode=0700 test \"$(stat -c %u:%g:%a /c)\" = 1234:99:700 && test -z \"$(ls -A /c)\"",
+    );
+    env.build_ok(&dockerfile, &[("ROUND", "1")]).await;
+    // A missing source is an error that names it.
+    let missing =
+        seeded_dockerfile("RUN --mount=type=cache,id=m,target=/c,from=seed,source=/nowhere true");
+    let (result, _) = env.build(env.options(&missing)).await;
+    let err = result
+        .expect_err("a missing cache source fails")
+        .to_string();
+    assert!(
+        err.contains("/nowhere") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ADD https://
+
+/// A CA and a leaf certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+struct TestPki {
+    dir: PathBuf,
+    _owned: Option<tempfile::TempDir>,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let owned = tempfile::tempdir().unwrap();
+        let dir = owned.path().to_path_buf();
+        let p = |name: &str| dir.join(name);
+        std::fs::write(
+            p("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        run(&[
+            &["req", "-x509", "-nodes"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=strata test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ][..],
+        ]
+        .concat());
+        run(&[
+            &["req", "-new", "-nodes"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ][..],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        TestPki {
+            dir,
+            _owned: Some(owned),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+const PAYLOAD: &str = "payload over tls\n";
+const LAST_MODIFIED: (&str, i64) = ("Sun, 06 Nov 1994 08:49:37 GMT", 784111777);
+
+/// Serves HTTPS on a loopback port until the process ends: `/redirect` answers 302 to
+/// `/files/data.txt`, which answers the payload with a Last-Modified date; anything else 404.
+fn serve_https(pki: &TestPki) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.path("leaf.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.path("leaf.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { break };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("");
+                let response = match path {
+                    "/redirect" => "HTTP/1.1 302 Found\r\nLocation: /files/data.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    "/files/data.txt" => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {}\r\nConnection: close\r\n\r\n{PAYLOAD}",
+                        PAYLOAD.len(),
+                        LAST_MODIFIED.0
+                    ),
+                    _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                };
+                let _ = tls.write_all(response.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+fn add_https_dockerfile(port: u16, checksum: &Digest) -> String {
+    format!(
+        "{BASE}\nADD --checksum={checksum} https://127.0.0.1:{port}/redirect /data/\nRUN test \"$(cat /data/redirect)\" = '{}' && test \"$(stat -c %a:%Y /data/redirect)\" = 600:{}\n",
+        PAYLOAD.trim_end(),
+        LAST_MODIFIED.1
+    )
+}
+
+/// The child half of [`add_https_from_a_server_with_a_private_ca`], run in its own process
+/// with `SSL_CERT_FILE` naming the test CA (setting the variable inside this multi-threaded
+/// test process would race with the other tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by add_https_from_a_server_with_a_private_ca with SSL_CERT_FILE set"]
+async fn add_https_child() {
+    let pki_dir = std::env::var("STRATA_TEST_PKI").expect("STRATA_TEST_PKI names the test PKI");
+    assert!(std::env::var_os("SSL_CERT_FILE").is_some());
+    let pki = TestPki {
+        dir: PathBuf::from(pki_dir),
+        _owned: None,
+    };
+    let port = serve_https(&pki);
+    let env = env();
+
+    // A redirect followed, the checksum verified, the name from the URL as written, mode
+    // 0600 and Last-Modified as the mtime; a rebuild is fully cached.
+    let good = add_https_dockerfile(port, &Digest::of(PAYLOAD.as_bytes()));
+    env.build_ok(&good, &[]).await;
+    let events = env.build_ok(&good, &[]).await;
+    assert!(cached(&events) >= 2, "ADD and RUN cached: {events:?}");
+
+    // A wrong checksum fails the step, naming both digests.
+    let wrong = Digest::of(b"something else");
+    let (result, _) = env
+        .build(env.options(&add_https_dockerfile(port, &wrong)))
+        .await;
+    let err = result.expect_err("a wrong checksum fails").to_string();
+    assert!(
+        err.contains("digest mismatch")
+            && err.contains(&wrong.to_string())
+            && err.contains(&Digest::of(PAYLOAD.as_bytes()).to_string()),
+        "{err}"
+    );
+
+    // A 404 fails with its status.
+    let missing = format!("{BASE}\nADD https://127.0.0.1:{port}/nothing-here /data/\n");
+    let (result, _) = env.build(env.options(&missing)).await;
+    let err = result.expect_err("a 404 fails").to_string();
+    assert!(err.contains("404"), "{err}");
+}
+
+#[test]
+fn add_https_from_a_server_with_a_private_ca() {
+    let pki = TestPki::new();
+
+    // Without trusting the CA, the certificate is refused (loopback gets no exception).
+    let port = serve_https(&pki);
+    let env = env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dockerfile = add_https_dockerfile(port, &Digest::of(PAYLOAD.as_bytes()));
+    let mut options = env.options(&dockerfile);
+    options.no_cache = true;
+    let (result, _) = runtime.block_on(env.build(options));
+    let err = result
+        .expect_err("an untrusted certificate fails")
+        .to_string();
+    assert!(
+        err.contains("certificate") && err.contains("SSL_CERT_FILE"),
+        "{err}"
+    );
+
+    // Trusting it through SSL_CERT_FILE, in a child process.
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "add_https_child",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SSL_CERT_FILE", pki.path("ca.pem"))
+        .env("STRATA_TEST_PKI", &pki.dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
