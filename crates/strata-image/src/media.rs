@@ -45,8 +45,9 @@ pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
 /// Docker zstd layer (moby accepts it; rarely seen).
 pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
 
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a layer blob is compressed (serialized as `none`, `gzip`, `zstd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LayerCompression {
     None,
     Gzip,
@@ -61,6 +62,15 @@ pub struct UnknownMediaType {
 }
 
 impl LayerCompression {
+    /// The name BuildKit's `compression=` option uses (`uncompressed` for none).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerCompression::None => "uncompressed",
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+
     /// The compression of a layer of `media_type`.
     pub fn from_media_type(media_type: &str) -> Result<LayerCompression, UnknownMediaType> {
         match media_type {

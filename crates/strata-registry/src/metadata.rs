@@ -25,13 +25,6 @@ use crate::registry::Repo;
 /// The most repositories remembered per blob (the most recent ones win).
 const MAX_SOURCES: usize = 16;
 
-/// A compressed variant of an uncompressed layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CompressedVariant {
-    pub digest: Digest,
-    pub size: u64,
-}
-
 /// Access to `ROOT/registry/` of a store.
 #[derive(Debug, Clone)]
 pub struct Metadata {
@@ -73,17 +66,6 @@ impl Metadata {
         list.insert(0, entry);
         list.truncate(MAX_SOURCES);
         write_json(&path, &list)
-    }
-
-    /// The gzip variant a previous push made of the uncompressed layer `diff_id`. The
-    /// mapping outlives the compressed bytes (garbage collection may remove them): a registry
-    /// may still have the blob, and compressing the same layer again gives the same bytes.
-    pub fn compressed(&self, diff_id: &Digest) -> Option<CompressedVariant> {
-        read_json::<CompressedVariant>(&self.path("compressed", diff_id))
-    }
-
-    pub fn set_compressed(&self, diff_id: &Digest, variant: CompressedVariant) -> Result<()> {
-        write_json(&self.path("compressed", diff_id), &variant)
     }
 }
 
@@ -141,20 +123,5 @@ mod tests {
                 Repo::new("localhost:5000", "team/app")
             ]
         );
-    }
-
-    #[test]
-    fn compressed_variants_are_remembered() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let meta = Metadata::new(&store);
-        let diff_id = Digest::of(b"tar");
-        assert_eq!(meta.compressed(&diff_id), None);
-        let variant = CompressedVariant {
-            digest: Digest::of(b"gzip bytes"),
-            size: 10,
-        };
-        meta.set_compressed(&diff_id, variant).expect("set");
-        assert_eq!(meta.compressed(&diff_id), Some(variant));
     }
 }

@@ -3,9 +3,10 @@
 //! a time) → its manifest, under the target tag.
 //!
 //! Layers built by strata are stored uncompressed (their digest is their diff_id, as docker
-//! keeps them); they are gzip-compressed on the way out, streaming into the store so the
-//! digest is computed while compressing, and the compressed variant is remembered
-//! ([`crate::metadata`]) so pushing again neither recompresses nor uploads. Pulled layers
+//! keeps them); they are gzip-compressed on the way out, on every core, streaming into the
+//! store so the digest is computed while compressing, and the compressed variant is
+//! remembered by the store ([`Store::compress_layer`], the record `strata build --output`
+//! uses too) so pushing again neither recompresses nor uploads. Pulled layers
 //! are already compressed and go out as they are, so pushing a pulled image unchanged keeps its
 //! manifest byte for byte (same digest).
 
@@ -20,13 +21,18 @@ use strata_image::manifest::ManifestFormat;
 use strata_image::media::LayerCompression;
 use strata_image::oci::image::{Descriptor, ImageManifest, MediaType};
 use strata_image::reference::Reference;
-use strata_store::{Image, Store, StoreError};
+use strata_store::{CompressedVariant, Image, Store};
 
 use crate::error::{RegistryError, Result};
 use crate::events::{BlobStatus, Event, EventSink};
 use crate::manifest::RawManifest;
-use crate::metadata::{CompressedVariant, Metadata};
+use crate::metadata::Metadata;
 use crate::registry::{MountOutcome, Registry, Repo};
+
+/// The gzip level for layers stored uncompressed. BuildKit and docker compress with Go's
+/// `compress/gzip` at its default level (6); strata keeps the same default, so a pushed layer
+/// has the size a docker user expects, and is faster than them by compressing on every core.
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
 
 /// How to push.
 #[derive(Debug, Clone)]
@@ -35,7 +41,7 @@ pub struct PushOptions {
     pub format: Option<ManifestFormat>,
     /// Blobs uploaded at the same time (docker's default is 5).
     pub max_concurrent_uploads: usize,
-    /// gzip level for uncompressed layers: 6, zlib's default, as docker and BuildKit use.
+    /// gzip level for uncompressed layers (see [`DEFAULT_COMPRESSION_LEVEL`]).
     pub compression_level: u32,
 }
 
@@ -44,7 +50,7 @@ impl Default for PushOptions {
         PushOptions {
             format: None,
             max_concurrent_uploads: 5,
-            compression_level: 6,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
         }
     }
 }
@@ -223,7 +229,11 @@ impl<R: Registry> Job<'_, R> {
             return Ok(out);
         }
         let gzip = self.format.layer_media_type(LayerCompression::Gzip);
-        if let Some(known) = self.metadata.compressed(&local) {
+        let level = self.options.compression_level as i32;
+        if let Some(known) = self
+            .store
+            .compressed_variant(&local, LayerCompression::Gzip, level)?
+        {
             let out = with_media_type(descriptor, gzip, known.digest, known.size);
             if self.skip_or_mount(local, known.digest, false).await? {
                 return Ok(out);
@@ -234,8 +244,7 @@ impl<R: Registry> Job<'_, R> {
             }
         }
         self.report(local, false, BlobStatus::Preparing);
-        let variant = compress_layer(self.store, local, self.options.compression_level).await?;
-        self.metadata.set_compressed(&local, variant)?;
+        let variant = compress_layer(self.store, local, level).await?;
         if !self.skip_or_mount(local, variant.digest, false).await? {
             self.upload(local, variant.digest, variant.size, false)
                 .await?;
@@ -310,31 +319,19 @@ impl<R: Registry> Job<'_, R> {
     }
 }
 
-/// gzip-compresses the stored blob `diff_id` into a new stored blob (on every core, from a
-/// blocking thread).
+/// The gzip variant of the stored blob `diff_id`, made (on every core, from a blocking thread)
+/// and remembered by the store unless it already has it.
 async fn compress_layer(
     store: &Arc<Store>,
     diff_id: Digest,
-    level: u32,
+    level: i32,
 ) -> Result<CompressedVariant> {
     let store = Arc::clone(store);
-    let compressed =
-        tokio::task::spawn_blocking(move || -> std::result::Result<(Digest, u64), StoreError> {
-            let io = |source| StoreError::Io {
-                op: "compress layer",
-                path: store.blob_path(&diff_id),
-                source,
-            };
-            let reader = store.open_blob(&diff_id)?;
-            let mut ingest = store.ingest()?;
-            let threads = std::thread::available_parallelism().map_or(1, usize::from);
-            crate::gzip::compress(reader, &mut ingest, level, threads).map_err(io)?;
-            ingest.commit(None)
-        })
-        .await
-        .map_err(|e| RegistryError::Task(e.to_string()))??;
-    Ok(CompressedVariant {
-        digest: compressed.0,
-        size: compressed.1,
+    let variant = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        store.compress_layer(&diff_id, LayerCompression::Gzip, level, threads)
     })
+    .await
+    .map_err(|e| RegistryError::Task(e.to_string()))??;
+    Ok(variant)
 }

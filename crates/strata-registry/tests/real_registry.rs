@@ -737,8 +737,13 @@ fn uncompressed_layers_are_compressed_once() {
     assert_eq!(events.count(|s| *s == BlobStatus::Preparing), 1);
     let remote = skopeo_inspect(&format!("{}/built/one:1", registry.host()));
     assert_eq!(remote["layers"][0]["mediaType"], media::OCI_LAYER_GZIP);
-    let compressed = Metadata::new(&store)
-        .compressed(&diff_id)
+    let compressed = store
+        .compressed_variant(
+            &diff_id,
+            media::LayerCompression::Gzip,
+            strata_registry::DEFAULT_COMPRESSION_LEVEL as i32,
+        )
+        .expect("read the record")
         .expect("variant remembered");
     assert_eq!(remote["layers"][0]["digest"], compressed.digest.to_string());
     assert_eq!(remote["layers"][0]["size"], compressed.size);

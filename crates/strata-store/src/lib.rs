@@ -11,6 +11,7 @@
 //! ROOT/cache/<key>                   build-cache records (payload opaque to the store)
 //! ROOT/roots/<name>                  extra GC roots registered by other users of the content
 //! ROOT/layers/<diff_id>              per-layer facts computed once (unpacked size)
+//! ROOT/variants/<diff_id>/<c>-<level> compressed variants of uncompressed layers (push, --output)
 //! ROOT/index.lock, ROOT/gc.lock      the locks
 //! ```
 //!
@@ -33,6 +34,7 @@ mod lock;
 mod resolve;
 mod snapshots;
 mod unpack;
+mod variants;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,7 @@ pub use images::{Image, ImageEntry, REF_NAME_ANNOTATION, TagOutcome};
 pub use layers::LayerInfo;
 pub use resolve::{Query, classify};
 pub use snapshots::{PreparedSnapshot, Snapshot};
+pub use variants::CompressedVariant;
 
 use error::IoContext;
 use fsutil::{ensure_dir, write_atomic};

@@ -30,8 +30,8 @@ pub struct Args {
     /// Convert the manifest to this format [default: the image's own]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// gzip level for layers stored uncompressed (1 fastest … 9 smallest)
-    #[arg(long, value_name = "LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    /// gzip level for layers stored uncompressed (1 fastest … 9 smallest, 0 stored)
+    #[arg(long, value_name = "LEVEL", default_value_t = strata_registry::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
     /// Suppress verbose output (print only the digest line)
     #[arg(short, long)]
