@@ -14,6 +14,7 @@
 
 use crate::solve::BuildError;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use strata_image::manifest::{self, ManifestFormat};
 use strata_image::{Digest, LayerCompression};
 use strata_store::Store;
@@ -230,13 +231,40 @@ fn level_range(compression: LayerCompression) -> (i32, i32) {
     }
 }
 
+/// What an export did, for the progress view: BuildKit-style statuses (`exporting layers`,
+/// `exporting manifest sha256:...`, `sending tarball`) with their durations when timed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Finished sub-tasks in order.
+    pub statuses: Vec<(String, Option<Duration>)>,
+    /// The manifest the archive carries (a rewritten one when layers were compressed).
+    pub manifest_digest: Option<Digest>,
+}
+
+/// The progress name of an export, as BuildKit names its exporters.
+pub fn vertex_name(output: &Output) -> &'static str {
+    match output {
+        Output::Archive {
+            kind: ArchiveKind::Docker,
+            ..
+        } => "exporting to docker image format",
+        Output::Archive {
+            kind: ArchiveKind::Oci,
+            ..
+        } => "exporting to oci image format",
+        Output::Local { .. } => "copying files",
+        Output::Tar { .. } => "exporting to client tarball",
+    }
+}
+
 /// Writes the image `manifest_digest` (named `refs`) to `output`.
 pub fn export(
     store: &Store,
     manifest_digest: &Digest,
     refs: &[strata_image::Reference],
     output: &Output,
-) -> Result<(), BuildError> {
+) -> Result<ExportReport, BuildError> {
+    let mut report = ExportReport::default();
     match output {
         Output::Archive {
             kind,
@@ -244,10 +272,23 @@ pub fn export(
             compression,
             level,
         } => {
+            let started = Instant::now();
             let manifest_digest = match compression {
                 LayerCompression::None => *manifest_digest,
                 _ => compressed_manifest(store, manifest_digest, *kind, *compression, *level)?,
             };
+            report
+                .statuses
+                .push(("exporting layers".into(), Some(started.elapsed())));
+            let image = store.image(&manifest_digest)?;
+            report
+                .statuses
+                .push((format!("exporting manifest {manifest_digest}"), None));
+            report
+                .statuses
+                .push((format!("exporting config {}", image.config_digest), None));
+            report.manifest_digest = Some(manifest_digest);
+            let started = Instant::now();
             let io = |source| BuildError::Io {
                 path: dest.clone(),
                 source,
@@ -261,16 +302,23 @@ pub fn export(
             strata_image::archive::write_docker_archive(&mut out, &images, store)
                 .map_err(|e| io(std::io::Error::other(e.to_string())))?;
             std::io::Write::flush(&mut out).map_err(io)?;
-            Ok(())
+            report
+                .statuses
+                .push(("sending tarball".into(), Some(started.elapsed())));
         }
         Output::Local { dest } => {
+            let started = Instant::now();
             std::fs::create_dir_all(dest).map_err(|source| BuildError::Io {
                 path: dest.clone(),
                 source,
             })?;
-            apply_all(store, manifest_digest, dest)
+            apply_all(store, manifest_digest, dest)?;
+            report
+                .statuses
+                .push(("copying files".into(), Some(started.elapsed())));
         }
         Output::Tar { dest } => {
+            let started = Instant::now();
             let tmp = store
                 .root()
                 .join("tmp")
@@ -279,7 +327,7 @@ pub fn export(
                 path: tmp.clone(),
                 source,
             })?;
-            let result = (|| {
+            let result = (|| -> Result<(), BuildError> {
                 apply_all(store, manifest_digest, &tmp)?;
                 let io = |source| BuildError::Io {
                     path: dest.clone(),
@@ -292,14 +340,21 @@ pub fn export(
                 Ok(())
             })();
             let _ = std::fs::remove_dir_all(&tmp);
-            result
+            result?;
+            report
+                .statuses
+                .push(("sending tarball".into(), Some(started.elapsed())));
         }
     }
+    Ok(report)
 }
 
-/// Compresses every layer of `manifest_digest` into the store and stores a manifest naming the
-/// compressed blobs; returns its digest. The config blob is reused as is: its diff_ids are the
-/// digests of the uncompressed layers, whatever travels.
+/// Stores a manifest naming the `compression` variant of every layer of `manifest_digest` and
+/// returns its digest. Each variant comes from [`Store::compress_layer`]: compressed on every
+/// core the first time, read back from the store's record afterwards (the same record a push
+/// uses), so a second export or a push of the same layers does not compress again. The config
+/// blob is reused as is: its diff_ids are the digests of the uncompressed layers, whatever
+/// travels.
 fn compressed_manifest(
     store: &Store,
     manifest_digest: &Digest,
@@ -323,23 +378,19 @@ fn compressed_manifest(
     let mut layers = Vec::with_capacity(image.manifest.layers().len());
     for layer in image.manifest.layers() {
         let digest = Digest::try_from(layer.digest()).map_err(|_| BuildError::SnapshotMissing)?;
-        let reader = store.open_blob(&digest)?;
-        // Already-compressed stored layers (an image pulled as is) are decompressed first, so
-        // the output is uniformly `compression`.
-        let blob_path = store.blob_path(&digest);
-        let io = |source| BuildError::Io {
-            path: blob_path.clone(),
-            source,
+        let stored = LayerCompression::from_media_type(layer.media_type().as_ref())
+            .unwrap_or(LayerCompression::None);
+        let (blob, size) = if stored == compression {
+            // A pulled layer already in the asked compression leaves as it is.
+            (digest, layer.size())
+        } else {
+            let variant = store.compress_layer(&digest, compression, level, threads)?;
+            (variant.digest, variant.size)
         };
-        let reader = strata_layer::decompressed(reader).map_err(io)?;
-        let mut ingest = store.ingest()?;
-        let compressed =
-            strata_layer::compress(reader, &mut ingest, compression, level, threads).map_err(io)?;
-        ingest.commit(Some((compressed.digest, compressed.size)))?;
         layers.push(manifest::descriptor(
             format.layer_media_type(compression),
-            compressed.digest,
-            compressed.size,
+            blob,
+            size,
         ));
     }
     let config = image.manifest.config();

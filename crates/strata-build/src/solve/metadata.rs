@@ -120,6 +120,9 @@ pub(super) fn metadata(
             state.with_config(|c| {
                 c.set_cmd(Some(args.clone()));
             });
+            // BuildKit marks every CMD `ArgsEscaped` (docker's image spec field, meaningful
+            // on Windows only), so `docker inspect` shows `"ArgsEscaped": true` for it.
+            state.config.docker.args_escaped = Some(true);
             state.cmd_set = true;
             format!("CMD {}", history::quoted_list(&args))
         }

@@ -147,19 +147,25 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
             .clone()
             .unwrap_or_else(|| format!("stage-{index}"))
     };
-    let total = stage.commands.len() + 1;
+    // BuildKit shows no vertex for `FROM scratch` and numbers only FROM and filesystem steps.
+    let from_scratch = matches!(planned.base, StageSource::Scratch);
+    let total =
+        crate::progress::step_total(from_scratch, stage.commands.iter().map(|i| &i.command), 0);
 
-    let vertex = shared.next_vertex();
+    let vertex = if from_scratch {
+        0
+    } else {
+        shared.next_vertex()
+    };
     let started = Instant::now();
-    let from_name = format!(
-        "[{}1/{total}] {}",
-        prefix(&label),
-        stage.instruction.original.trim()
-    );
-    (shared.progress)(Event::Started {
-        vertex,
-        name: from_name,
-    });
+    let from_name =
+        crate::progress::step_name(&label, 1, total, false, stage.instruction.original.trim());
+    if !from_scratch {
+        (shared.progress)(Event::Started {
+            vertex,
+            name: from_name,
+        });
+    }
     if let StageSource::Image(name) = &planned.base {
         super::ensure_image(shared, name).await?;
     }
@@ -201,10 +207,12 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
             )
         }
     };
-    (shared.progress)(Event::Done {
-        vertex,
-        elapsed: started.elapsed(),
-    });
+    if !from_scratch {
+        (shared.progress)(Event::Done {
+            vertex,
+            elapsed: started.elapsed(),
+        });
+    }
 
     // BuildKit gives every image a PATH.
     let triggers = config.docker.on_build.take().unwrap_or_default();
@@ -215,7 +223,7 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
         key,
         args: ArgScope::new(),
         cmd_set: false,
-        step: 1,
+        step: usize::from(!from_scratch),
         total: total + triggers.len(),
         time,
     };
@@ -241,7 +249,9 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
     );
 
     for (instruction, command_index) in &instructions {
-        state.step += 1;
+        if crate::progress::is_numbered(&instruction.command) {
+            state.step += 1;
+        }
         run_instruction(shared, &mut state, instruction, *command_index, index).await?;
     }
     Ok(StageOutput {
@@ -250,14 +260,6 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
         key: state.key,
         time: state.time,
     })
-}
-
-pub(super) fn prefix(label: &str) -> String {
-    if label.is_empty() {
-        String::new()
-    } else {
-        format!("{label} ")
-    }
 }
 
 pub(super) fn scratch_config() -> ImageConfig {
@@ -296,12 +298,12 @@ async fn run_instruction(
         .map_err(|e| BuildError::Expand {
             rendered: e.render(&shared.options.dockerfile_name, &shared.options.dockerfile),
         })?;
-    let name = format!(
-        "[{}{}/{}] {}",
-        prefix(&state.label),
+    let name = crate::progress::step_name(
+        &state.label,
         state.step,
         state.total,
-        instruction.original.trim()
+        command_index.is_none(),
+        instruction.original.trim(),
     );
     let result = match command {
         Command::Run(run) => {
@@ -389,15 +391,11 @@ where
             (shared.progress)(Event::Failed {
                 vertex,
                 elapsed: started.elapsed(),
-                message: first_line(&e.to_string()),
+                message: crate::progress::failure_reason(&e.to_string()),
             });
             Err(e)
         }
     }
-}
-
-pub(super) fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
 }
 
 /// Applies a step result (cached or fresh) to the stage.

@@ -21,6 +21,8 @@ use strata_runtime::{Executor, Network, RuncExecutor, Snapshotter};
 use crate::commands::Global;
 use crate::store;
 
+mod view;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The build context directory
@@ -205,7 +207,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             _ => Mode::Plain,
         }
     };
-    let renderer = Arc::new(Renderer::new(mode));
+    let renderer = Renderer::new(mode);
     let sink_renderer = renderer.clone();
     let sink: ProgressSink = Arc::new(move |event| sink_renderer.event(event));
 
@@ -224,44 +226,178 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .map_err(anyhow::Error::from)
     });
-    renderer.finish();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("ERROR: {e:#}");
+            renderer.finish();
+            eprint!("{}", renderer.failure_text(&format!("{e:#}")));
             return Ok(ExitCode::from(1));
         }
     };
-    if let Some(output) = &output {
-        let refs: Vec<strata_image::Reference> = tags
-            .iter()
-            .filter_map(|t| strata_image::Reference::parse(t).ok())
-            .collect();
-        solve::export::export(&store, &outcome.manifest_digest, &refs, output)
-            .context("cannot write --output")?;
-    }
     let id = outcome.config_digest.to_string();
+    let exported = export_vertices(&renderer, &store, &outcome, &tags, output.as_ref());
+    renderer.finish();
+    exported?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id).with_context(|| format!("cannot write {}", path.display()))?;
     }
     match mode {
         Mode::Quiet => println!("{id}"),
-        _ => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "writing image {id} done");
-            for tag in &outcome.tags {
-                let _ = writeln!(err, "naming to {tag} done");
-            }
-            let _ = writeln!(
-                err,
-                "{} steps: {} cached, {} executed",
-                outcome.cached_steps + outcome.executed_steps,
-                outcome.cached_steps,
-                outcome.executed_steps
-            );
+        Mode::Plain => {}
+        Mode::Tty => {
+            let size = image_size(&store, &outcome.manifest_digest)
+                .map(crate::output::size)
+                .unwrap_or_else(|e| format!("unknown ({e:#})"));
+            let tags: Vec<String> = outcome.tags.iter().map(|t| short_name(t)).collect();
+            eprint!("{}", view::summary(&id, &tags, &size));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// BuildKit's last steps, shown as vertices after the engine's: `exporting to image` (the
+/// image is already in the store: writing its config and naming it are what is left to see),
+/// then, with `--output`, the export itself with its timings.
+fn export_vertices(
+    renderer: &Renderer,
+    store: &strata_store::Store,
+    outcome: &solve::BuildOutcome,
+    tags: &[String],
+    output: Option<&solve::export::Output>,
+) -> anyhow::Result<()> {
+    let vertex = renderer.next_vertex();
+    let started = std::time::Instant::now();
+    renderer.event(Event::Started {
+        vertex,
+        name: "exporting to image".into(),
+    });
+    renderer.event(Event::Status {
+        vertex,
+        name: "exporting layers".into(),
+        elapsed: None,
+    });
+    renderer.event(Event::Status {
+        vertex,
+        name: format!("writing image {}", outcome.config_digest),
+        elapsed: None,
+    });
+    for tag in &outcome.tags {
+        renderer.event(Event::Status {
+            vertex,
+            name: format!("naming to {tag}"),
+            elapsed: None,
+        });
+    }
+    renderer.event(Event::Done {
+        vertex,
+        elapsed: started.elapsed(),
+    });
+    let Some(output) = output else {
+        return Ok(());
+    };
+    let vertex = renderer.next_vertex();
+    let started = std::time::Instant::now();
+    renderer.event(Event::Started {
+        vertex,
+        name: solve::export::vertex_name(output).into(),
+    });
+    let refs: Vec<strata_image::Reference> = tags
+        .iter()
+        .filter_map(|t| strata_image::Reference::parse(t).ok())
+        .collect();
+    match solve::export::export(store, &outcome.manifest_digest, &refs, output) {
+        Ok(report) => {
+            for (name, elapsed) in report.statuses {
+                renderer.event(Event::Status {
+                    vertex,
+                    name,
+                    elapsed,
+                });
+            }
+            renderer.event(Event::Done {
+                vertex,
+                elapsed: started.elapsed(),
+            });
+            Ok(())
+        }
+        Err(e) => {
+            renderer.event(Event::Failed {
+                vertex,
+                elapsed: started.elapsed(),
+                message: e.to_string(),
+            });
+            Err(anyhow::Error::from(e).context("cannot write --output"))
+        }
+    }
+}
+
+/// `docker.io/library/app:1` → `app:1`, as `docker images` shows names.
+fn short_name(full: &str) -> String {
+    strata_image::Reference::parse(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
+}
+
+/// The image's size as `strata images` shows it: the sum of its layers' unpacked sizes. A
+/// layer the build just wrote is measured from its tar headers only (seeking over the file
+/// data, so a large layer costs a few reads, not a pass over its bytes) and remembered.
+fn image_size(
+    store: &strata_store::Store,
+    manifest_digest: &strata_image::Digest,
+) -> anyhow::Result<u64> {
+    let image = store.image(manifest_digest)?;
+    let diff_ids = image.config.diff_ids()?;
+    let mut total = 0u64;
+    let mut measure_by_scan = false;
+    for (layer, diff_id) in image.manifest.layers().iter().zip(&diff_ids) {
+        if let Some(info) = store.layer_info(diff_id)? {
+            total += info.size;
+            continue;
+        }
+        let blob = strata_image::Digest::try_from(layer.digest())?;
+        if blob != *diff_id {
+            // A compressed base layer: measured (and checked) by the full scan below.
+            measure_by_scan = true;
+            break;
+        }
+        let path = store.blob_path(&blob);
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let size = uncompressed_layer_size(file)
+            .with_context(|| format!("layer {blob}: truncated or corrupt tar"))?;
+        store.set_layer_info(&strata_store::LayerInfo {
+            diff_id: *diff_id,
+            size,
+        })?;
+        total += size;
+    }
+    if measure_by_scan {
+        total = store::layer_sizes(store, &image)?
+            .iter()
+            .map(|(_, size)| size)
+            .sum();
+    }
+    Ok(total)
+}
+
+/// docker's size of an uncompressed layer tar: regular file sizes plus symlink target lengths
+/// (see `store::scan_layer`, which also hashes; the build has just computed the digest).
+fn uncompressed_layer_size(file: std::fs::File) -> std::io::Result<u64> {
+    let mut archive = tar::Archive::new(file);
+    let mut size = 0u64;
+    for entry in archive.entries_with_seek()? {
+        let entry = entry?;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                size += entry.size();
+            }
+            tar::EntryType::Symlink => {
+                size += entry.link_name_bytes().map_or(0, |l| l.len() as u64);
+            }
+            _ => {}
+        }
+    }
+    Ok(size)
 }
 
 /// Pulls missing base images (and all of them with `--pull`) through the registry client.
@@ -421,153 +557,131 @@ enum Mode {
     Quiet,
 }
 
-/// Renders progress events on stderr.
+/// Renders progress events on stderr through the pure views of [`view`]: the plain log is
+/// written as events arrive; the live view is redrawn in place by a ticker thread (10 times a
+/// second, so a running step's timer moves) and once more, complete, by [`Renderer::finish`].
 struct Renderer {
     mode: Mode,
+    started: std::time::Instant,
     state: Mutex<RenderState>,
+    stop: std::sync::atomic::AtomicBool,
+    ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
 struct RenderState {
-    names: HashMap<usize, String>,
-    started: HashMap<usize, std::time::Instant>,
-    cached: HashMap<usize, bool>,
-    bars: HashMap<usize, indicatif::ProgressBar>,
-    multi: Option<indicatif::MultiProgress>,
-    build_started: Option<std::time::Instant>,
+    plain: view::PlainView,
+    tty: view::TtyView,
+    /// Live-view lines on screen, redrawn by the next frame.
+    drawn: usize,
+    /// The highest vertex number seen, so the binary's own steps (the export) follow it.
+    last_vertex: usize,
+    /// Names, starts and output tails of the steps, for a failure's box.
+    record: view::StepRecord,
 }
 
 impl Renderer {
-    fn new(mode: Mode) -> Self {
-        let state = RenderState {
-            multi: (mode == Mode::Tty).then(indicatif::MultiProgress::new),
-            build_started: Some(std::time::Instant::now()),
-            ..Default::default()
-        };
-        Self {
+    fn new(mode: Mode) -> Arc<Self> {
+        let renderer = Arc::new(Self {
             mode,
-            state: Mutex::new(state),
+            started: std::time::Instant::now(),
+            state: Mutex::new(RenderState::default()),
+            stop: std::sync::atomic::AtomicBool::new(false),
+            ticker: Mutex::new(None),
+        });
+        if mode == Mode::Tty {
+            let ticking = renderer.clone();
+            let handle = std::thread::spawn(move || {
+                while !ticking.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    ticking.draw(false);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            if let Ok(mut ticker) = renderer.ticker.lock() {
+                *ticker = Some(handle);
+            }
         }
+        renderer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RenderState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn event(&self, event: Event) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+        let mut state = self.lock();
+        let at = self.started.elapsed();
+        if let Event::Started { vertex, .. } = &event {
+            state.last_vertex = state.last_vertex.max(*vertex);
+        }
+        state.record.event(at, &event);
         match self.mode {
             Mode::Quiet => {}
-            Mode::Plain => plain(&mut state, event),
-            Mode::Tty => tty(&mut state, event),
+            Mode::Plain => {
+                let text = state.plain.event(at, &event);
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+            Mode::Tty => state.tty.event(at, &event),
         }
     }
 
+    /// How the failed build ends (see [`view::StepRecord::failure_text`]).
+    fn failure_text(&self, error: &str) -> String {
+        self.lock().record.failure_text(error)
+    }
+
+    /// A vertex number after every one the engine used.
+    fn next_vertex(&self) -> usize {
+        let mut state = self.lock();
+        state.last_vertex += 1;
+        state.last_vertex
+    }
+
+    /// Redraws the live view: moves up over the previous frame, prints the lines that left the
+    /// frame for good, then the frame, and clears whatever the previous frame left below.
+    fn draw(&self, finished: bool) {
+        let mut state = self.lock();
+        let (width, height) = terminal_size();
+        let now = self.started.elapsed();
+        let frame = state.tty.frame(now, width, height, finished);
+        let mut out = String::new();
+        if state.drawn > 0 {
+            out.push_str(&format!("\r\x1b[{}A", state.drawn));
+        }
+        for line in frame.retired.iter().chain(&frame.live) {
+            out.push_str("\x1b[2K");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("\x1b[J");
+        state.drawn = frame.live.len();
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+    }
+
+    /// Stops the ticker and leaves the complete last frame on screen.
     fn finish(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            for (_, bar) in state.bars.drain() {
-                bar.abandon();
-            }
-            if self.mode == Mode::Tty
-                && let Some(started) = state.build_started
-            {
-                eprintln!(
-                    "Building {:.1}s (finished)",
-                    started.elapsed().as_secs_f64()
-                );
-            }
+        if self.mode != Mode::Tty {
+            return;
         }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let handle = self.ticker.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        self.draw(true);
     }
 }
 
-fn plain(state: &mut RenderState, event: Event) {
-    let mut err = std::io::stderr().lock();
-    match event {
-        Event::Started { vertex, name } => {
-            let _ = writeln!(err, "\n#{vertex} {name}");
-            state.started.insert(vertex, std::time::Instant::now());
-        }
-        Event::Cached { vertex } => {
-            state.cached.insert(vertex, true);
-            let _ = writeln!(err, "#{vertex} CACHED");
-        }
-        Event::Log { vertex, line, .. } => {
-            let t = state
-                .started
-                .get(&vertex)
-                .map(|s| s.elapsed().as_secs_f64())
-                .unwrap_or(0.0);
-            let _ = writeln!(err, "#{vertex} {t:.3} {line}");
-        }
-        Event::Done { vertex, elapsed } => {
-            if !state.cached.contains_key(&vertex) {
-                let _ = writeln!(err, "#{vertex} DONE {:.1}s", elapsed.as_secs_f64());
-            }
-        }
-        Event::Failed {
-            vertex,
-            elapsed,
-            message,
-        } => {
-            let _ = writeln!(err, "#{vertex} ERROR: {message}");
-            let _ = writeln!(err, "#{vertex} {:.1}s", elapsed.as_secs_f64());
-        }
-    }
-}
-
-fn tty(state: &mut RenderState, event: Event) {
-    let Some(multi) = state.multi.clone() else {
-        return;
-    };
-    let style = indicatif::ProgressStyle::with_template(" => {msg} {elapsed:>6.dim}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-    match event {
-        Event::Started { vertex, name } => {
-            let bar = multi.add(indicatif::ProgressBar::new_spinner());
-            bar.set_style(style);
-            bar.set_message(name.clone());
-            bar.enable_steady_tick(Duration::from_millis(100));
-            state.names.insert(vertex, name);
-            state.bars.insert(vertex, bar);
-        }
-        Event::Cached { vertex } => {
-            state.cached.insert(vertex, true);
-        }
-        Event::Log { vertex, line, .. } => {
-            if let (Some(bar), Some(name)) = (state.bars.get(&vertex), state.names.get(&vertex)) {
-                let shown: String = line.chars().take(100).collect();
-                bar.set_message(format!("{name}\n    {shown}"));
-            }
-        }
-        Event::Done { vertex, elapsed } => {
-            if let Some(bar) = state.bars.remove(&vertex) {
-                let name = state.names.get(&vertex).cloned().unwrap_or_default();
-                let status = if state.cached.contains_key(&vertex) {
-                    "CACHED ".to_string()
-                } else {
-                    String::new()
-                };
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(" => {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                );
-                bar.finish_with_message(format!("{status}{name} {:.1}s", elapsed.as_secs_f64()));
-            }
-        }
-        Event::Failed {
-            vertex,
-            elapsed,
-            message,
-        } => {
-            if let Some(bar) = state.bars.remove(&vertex) {
-                let name = state.names.get(&vertex).cloned().unwrap_or_default();
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(" => {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                );
-                bar.finish_with_message(format!(
-                    "ERROR {name} {:.1}s: {message}",
-                    elapsed.as_secs_f64()
-                ));
-            }
-        }
+/// The terminal's columns and rows (stderr's), 80x24 when it cannot tell.
+fn terminal_size() -> (usize, usize) {
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass and reads nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 && size.ws_row > 0 {
+        (usize::from(size.ws_col), usize::from(size.ws_row))
+    } else {
+        (80, 24)
     }
 }
