@@ -1,40 +1,41 @@
 //! The build context: a filtered, in-memory view of the context directory with content digests
 //! backed by a persistent stat cache.
 //!
-//! [`BuildContext::scan`] walks the directory once (`read_dir` + `lstat`, no file reads),
+//! [`BuildContext::scan`] walks the directory once ([`walk`]: `getdents64` + `statx` relative
+//! to each directory's descriptor, directories shared out to all cores, no file reads),
 //! applying `.dockerignore` the way BuildKit's file sync does: an excluded directory is skipped
 //! unless an exception could re-include something inside it, and an excluded directory that
 //! does contain a re-included path is kept (with its real metadata) so the path has a parent.
+//! Entries live per directory, sorted by name, in one name buffer per directory: looking a
+//! path up is a binary search per component and listing a directory allocates nothing.
 //!
-//! File contents are hashed lazily, only when a COPY/ADD needs them, and the digests are
-//! remembered in a stat cache keyed by path and validated git-index style by size, mtime,
-//! ctime, inode and mode (all in nanoseconds where the kernel gives them). An entry whose
-//! ctime is too close to the moment it was hashed is "racy" (the file could have been written
-//! again within the same timestamp tick) and is not trusted, exactly the problem git solves
-//! with its racily-clean check. Unchanged files are therefore never re-read, which makes a
-//! no-op rebuild cost one directory walk.
+//! File contents are hashed only when a COPY/ADD needs them, and the digests are remembered in
+//! a stat cache ([`statcache`]) validated git-index style by size, mtime, ctime, inode and mode
+//! (all in nanoseconds where the kernel gives them). An entry whose ctime is too close to the
+//! moment it was hashed is "racy" (the file could have been written again within the same
+//! timestamp tick) and is not trusted, exactly the problem git solves with its racily-clean
+//! check. The walk validates every file against the cache as it stats it, so a no-op rebuild
+//! costs one directory walk and reads no file; the cache file is rewritten only when a digest
+//! was computed or a remembered file disappeared.
 
-use crate::ignore::{MatchInfo, PatternMatcher};
+mod statcache;
+mod walk;
+
+use crate::ignore::PatternMatcher;
 use crate::source::{FileKind, FileMeta, SourceTree};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use statcache::{Record, StatCache};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_image::Digest;
 use thiserror::Error;
-
-/// A file whose ctime is this close to (or after) the time it was hashed is not trusted from
-/// the stat cache: timestamps advance in coarse kernel ticks, so a write right after hashing
-/// can leave every stat field unchanged.
-const RACY_WINDOW_NS: i64 = 50_000_000;
-
-const STAT_CACHE_MAGIC: &[u8; 16] = b"strata-statcache";
-const STAT_CACHE_VERSION: u32 = 1;
+use walk::{NO_DIR, NO_RECORD, Tree};
 
 /// Errors reading the context.
 #[derive(Debug, Error)]
@@ -78,123 +79,9 @@ pub struct HashStats {
     pub files_hashed: u64,
     /// Bytes read for hashing.
     pub bytes_hashed: u64,
-    /// Digests served from the stat cache without reading the file.
+    /// Files whose stat cache record still matches their stat: their digest is known without
+    /// reading them.
     pub cache_hits: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CachedDigest {
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    ino: u64,
-    mode: u32,
-    hashed_at_ns: i64,
-    digest: [u8; 32],
-}
-
-impl CachedDigest {
-    fn valid_for(&self, meta: &FileMeta) -> bool {
-        self.size == meta.size
-            && self.mtime_ns == meta.mtime_ns
-            && self.ctime_ns == meta.ctime_ns
-            && self.ino == meta.ino
-            && self.mode == meta.mode
-            && meta.ctime_ns.saturating_add(RACY_WINDOW_NS) < self.hashed_at_ns
-    }
-}
-
-#[derive(Debug, Default)]
-struct StatCache {
-    records: HashMap<String, CachedDigest>,
-    dirty: bool,
-}
-
-impl StatCache {
-    /// Loads a cache file; a missing, truncated or foreign file is an empty cache (the cache
-    /// is an optimisation and never a source of truth).
-    fn load(path: &Path) -> Self {
-        let Ok(bytes) = std::fs::read(path) else {
-            return Self::default();
-        };
-        Self::decode(&bytes).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = bytes;
-        let magic = take(&mut r, 16)?;
-        if magic != STAT_CACHE_MAGIC {
-            return None;
-        }
-        if u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) != STAT_CACHE_VERSION {
-            return None;
-        }
-        let count = u64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
-        let mut records = HashMap::with_capacity(count.min(1 << 20) as usize);
-        for _ in 0..count {
-            let len = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
-            let path = std::str::from_utf8(take(&mut r, len)?).ok()?.to_string();
-            let fixed = take(&mut r, 8 * 6 + 4 + 32)?;
-            let u =
-                |i: usize| u64::from_le_bytes(fixed[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-            let mode = u32::from_le_bytes(fixed[48..52].try_into().ok()?);
-            let digest: [u8; 32] = fixed[52..84].try_into().ok()?;
-            records.insert(
-                path,
-                CachedDigest {
-                    size: u(0),
-                    mtime_ns: u(1) as i64,
-                    ctime_ns: u(2) as i64,
-                    ino: u(3),
-                    hashed_at_ns: u(4) as i64,
-                    mode,
-                    digest,
-                },
-            );
-            // Field 5 is reserved (device), kept zero for now.
-            let _ = u(5);
-        }
-        Some(Self {
-            records,
-            dirty: false,
-        })
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.records.len() * 128);
-        out.extend_from_slice(STAT_CACHE_MAGIC);
-        out.extend_from_slice(&STAT_CACHE_VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.records.len() as u64).to_le_bytes());
-        let mut keys: Vec<&String> = self.records.keys().collect();
-        keys.sort();
-        for key in keys {
-            let rec = &self.records[key];
-            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            out.extend_from_slice(key.as_bytes());
-            for v in [
-                rec.size,
-                rec.mtime_ns as u64,
-                rec.ctime_ns as u64,
-                rec.ino,
-                rec.hashed_at_ns as u64,
-                0,
-            ] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&rec.mode.to_le_bytes());
-            out.extend_from_slice(&rec.digest);
-        }
-        out
-    }
-}
-
-fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if r.len() < n {
-        return None;
-    }
-    let (head, tail) = r.split_at(n);
-    *r = tail;
-    Some(head)
 }
 
 fn now_ns() -> i64 {
@@ -239,17 +126,21 @@ pub(crate) fn meta_from_std(md: &std::fs::Metadata, link_target: Option<String>)
     }
 }
 
+/// Where an entry is: directory index and position in it.
+type Loc = (u32, u32);
+
 /// The filtered build context.
 #[derive(Debug)]
 pub struct BuildContext {
     root: PathBuf,
     root_meta: FileMeta,
-    entries: BTreeMap<String, FileMeta>,
+    tree: Tree,
+    cache: StatCache,
     stat_cache_path: Option<PathBuf>,
-    cache: Mutex<StatCache>,
+    /// Digests computed during this build, by entry, to be remembered.
+    fresh: Mutex<HashMap<Loc, Record>>,
     files_hashed: AtomicU64,
     bytes_hashed: AtomicU64,
-    cache_hits: AtomicU64,
 }
 
 impl BuildContext {
@@ -261,72 +152,33 @@ impl BuildContext {
         ignore: &PatternMatcher,
         stat_cache: Option<&Path>,
     ) -> Result<Self, ContextError> {
-        let root_md = std::fs::metadata(root).map_err(|source| ContextError::Root {
+        let root_err = |source: std::io::Error| ContextError::Root {
             path: root.to_path_buf(),
             source,
-        })?;
-        if !root_md.is_dir() {
-            return Err(ContextError::Root {
-                path: root.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
-            });
-        }
-        // The top level is read here; its directories are walked on two threads (a context of
-        // 20,000 files is 20,000 lstat calls, and the machine has two cores).
-        let mut walker = Walker {
-            ignore,
-            entries: BTreeMap::new(),
-            pending: Vec::new(),
-            deferred: Some(Vec::new()),
         };
-        walker.walk(root, "", &MatchInfo::default())?;
-        let tasks = walker.deferred.take().unwrap_or_default();
-        let (even, odd): (Vec<_>, Vec<_>) =
-            tasks.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-        let walk_all =
-            |tasks: Vec<(usize, Deferred)>| -> Result<BTreeMap<String, FileMeta>, ContextError> {
-                let mut entries = BTreeMap::new();
-                for (_, task) in tasks {
-                    let mut sub = Walker {
-                        ignore,
-                        entries: BTreeMap::new(),
-                        pending: task
-                            .pending
-                            .into_iter()
-                            .map(|(r, m)| (r, m, false))
-                            .collect(),
-                        deferred: None,
-                    };
-                    sub.walk(&task.host, &task.rel, &task.info)?;
-                    entries.append(&mut sub.entries);
-                }
-                Ok(entries)
-            };
-        let (a, b) = std::thread::scope(|scope| {
-            let handle = scope.spawn(|| walk_all(odd));
-            let b = walk_all(even);
-            (handle.join(), b)
-        });
-        walker.entries.append(&mut b?);
-        match a {
-            Ok(a) => walker.entries.append(&mut a?),
-            Err(_) => {
-                return Err(ContextError::Io {
-                    path: root.to_path_buf(),
-                    source: std::io::Error::other("context scan thread panicked"),
-                });
-            }
-        }
+        let fd = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| root_err(e.into()))?;
+        let root_meta = walk::stat_fd(std::os::fd::AsFd::as_fd(&fd)).map_err(root_err)?;
         let cache = stat_cache.map(StatCache::load).unwrap_or_default();
+        let tree = walk::walk(root, fd, ignore, &cache).map_err(|e| ContextError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
         Ok(Self {
             root: root.to_path_buf(),
-            root_meta: meta_from_std(&root_md, None),
-            entries: walker.entries,
+            root_meta,
+            tree,
+            cache,
             stat_cache_path: stat_cache.map(Path::to_path_buf),
-            cache: Mutex::new(cache),
+            fresh: Mutex::new(HashMap::new()),
             files_hashed: AtomicU64::new(0),
             bytes_hashed: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
         })
     }
 
@@ -337,17 +189,56 @@ impl BuildContext {
 
     /// Number of entries visible in the context (files, directories, links, ...).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.reachable().map(|d| d.entries.len()).sum()
     }
 
     /// Whether the context is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.tree.dirs.first().is_none_or(|d| d.entries.is_empty())
     }
 
-    /// The visible entries in sorted order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &FileMeta)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    /// The visible entries, depth first with each directory's names in byte order (a
+    /// directory comes right before its contents).
+    pub fn entries(&self) -> Vec<(String, &FileMeta)> {
+        let mut out = Vec::new();
+        let mut stack: Vec<(u32, usize)> = vec![(0, 0)];
+        while let Some((d, i)) = stack.pop() {
+            let Some(dir) = self.tree.dirs.get(d as usize) else {
+                continue;
+            };
+            let Some(node) = dir.entries.get(i) else {
+                continue;
+            };
+            stack.push((d, i + 1));
+            let name = dir.name(node);
+            out.push((
+                if dir.rel.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{}/{name}", dir.rel)
+                },
+                &node.meta,
+            ));
+            if node.child != NO_DIR {
+                stack.push((node.child, 0));
+            }
+        }
+        out
+    }
+
+    /// The directories reachable from the root.
+    fn reachable(&self) -> impl Iterator<Item = &walk::Dir> {
+        let mut stack = vec![0u32];
+        std::iter::from_fn(move || {
+            let dir = self.tree.dirs.get(stack.pop()? as usize)?;
+            stack.extend(
+                dir.entries
+                    .iter()
+                    .filter(|n| n.child != NO_DIR)
+                    .map(|n| n.child),
+            );
+            Some(dir)
+        })
     }
 
     /// Work counters since the scan.
@@ -355,26 +246,59 @@ impl BuildContext {
         HashStats {
             files_hashed: self.files_hashed.load(Ordering::Relaxed),
             bytes_hashed: self.bytes_hashed.load(Ordering::Relaxed),
-            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_hits: self.tree.cached_files as u64,
         }
+    }
+
+    /// Finds `rel` (cleaned, relative, no symlink components): a binary search per component.
+    fn locate(&self, rel: &str) -> Option<Loc> {
+        let mut dir = 0u32;
+        let mut parts = rel.split('/').peekable();
+        loop {
+            let name = parts.next()?;
+            let d = self.tree.dirs.get(dir as usize)?;
+            let i = d.find(name)?;
+            if parts.peek().is_none() {
+                return Some((dir, i as u32));
+            }
+            dir = d.entries[i].child;
+            if dir == NO_DIR {
+                return None;
+            }
+        }
+    }
+
+    fn node(&self, (d, i): Loc) -> &walk::Node {
+        &self.tree.dirs[d as usize].entries[i as usize]
+    }
+
+    fn fresh(&self) -> MutexGuard<'_, HashMap<Loc, Record>> {
+        self.fresh
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The digest the stat cache (or an earlier hash in this build) gives for the entry.
+    fn known_digest(&self, loc: Loc) -> Option<Digest> {
+        let node = self.node(loc);
+        if node.cached
+            && let Some(record) = self.cache.record_at(node.record)
+        {
+            return Some(Digest::from_bytes(record.digest));
+        }
+        self.fresh().get(&loc).map(|r| Digest::from_bytes(r.digest))
     }
 
     /// The content digest of the regular file at `rel`, from the stat cache when its stat
     /// still matches, otherwise by reading it.
     pub fn file_digest(&self, rel: &str) -> Result<Digest, ContextError> {
-        let meta = self
-            .entries
-            .get(rel)
-            .ok_or_else(|| ContextError::NotInContext {
-                path: rel.to_string(),
-            })?;
-        if let Ok(cache) = self.cache.lock()
-            && let Some(rec) = cache.records.get(rel)
-            && rec.valid_for(meta)
-        {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Digest::from_bytes(rec.digest));
+        let loc = self.locate(rel).ok_or_else(|| ContextError::NotInContext {
+            path: rel.to_string(),
+        })?;
+        if let Some(digest) = self.known_digest(loc) {
+            return Ok(digest);
         }
+        let meta = &self.node(loc).meta;
         let hashed_at_ns = now_ns();
         let host = self.root.join(rel);
         let (digest, read) = hash_file(&host)?;
@@ -389,20 +313,9 @@ impl BuildContext {
                     && now.ctime_ns == meta.ctime_ns
             })
             .unwrap_or(false);
-        if unchanged && let Ok(mut cache) = self.cache.lock() {
-            cache.records.insert(
-                rel.to_string(),
-                CachedDigest {
-                    size: meta.size,
-                    mtime_ns: meta.mtime_ns,
-                    ctime_ns: meta.ctime_ns,
-                    ino: meta.ino,
-                    mode: meta.mode,
-                    hashed_at_ns,
-                    digest: *digest.as_bytes(),
-                },
-            );
-            cache.dirty = true;
+        if unchanged {
+            self.fresh()
+                .insert(loc, Record::new(meta, hashed_at_ns, *digest.as_bytes()));
         }
         Ok(digest)
     }
@@ -434,27 +347,52 @@ impl BuildContext {
         Ok(out)
     }
 
-    /// Writes the stat cache (atomically: temp file + rename) if it changed, keeping only
-    /// entries that are still in the context.
+    /// Writes the stat cache (atomically: temp file + rename) if it changed: a digest was
+    /// computed in this build, or a remembered file is no longer in the context. A no-op
+    /// rebuild writes nothing.
     pub fn save_stat_cache(&self) -> Result<(), ContextError> {
         let Some(path) = &self.stat_cache_path else {
             return Ok(());
         };
-        let Ok(mut cache) = self.cache.lock() else {
-            return Ok(());
-        };
-        // Nothing new was hashed and there cannot be more records than files: the file on disk
-        // is already right (a no-op rebuild ends here without touching 20,000 keys).
-        let files = self
-            .entries
-            .values()
-            .filter(|m| m.kind == FileKind::File)
-            .count();
-        if !cache.dirty && cache.records.len() <= files {
+        let fresh = self.fresh();
+        if fresh.is_empty() && self.tree.matched_records == self.cache.len() {
             return Ok(());
         }
-        cache.records.retain(|k, _| self.entries.contains_key(k));
-        let bytes = cache.encode();
+        let mut dirs: Vec<(u32, &walk::Dir)> = Vec::new();
+        let mut stack = vec![0u32];
+        while let Some(d) = stack.pop() {
+            let Some(dir) = self.tree.dirs.get(d as usize) else {
+                continue;
+            };
+            dirs.push((d, dir));
+            stack.extend(
+                dir.entries
+                    .iter()
+                    .filter(|n| n.child != NO_DIR)
+                    .map(|n| n.child),
+            );
+        }
+        dirs.sort_by(|a, b| a.1.rel.as_bytes().cmp(b.1.rel.as_bytes()));
+        let mut writer = statcache::Writer::new();
+        for (d, dir) in dirs {
+            let mut opened = false;
+            for (i, node) in dir.entries.iter().enumerate() {
+                let record = match fresh.get(&(d, i as u32)) {
+                    Some(record) => Some(*record),
+                    None if node.record != NO_RECORD => self.cache.record_at(node.record),
+                    None => None,
+                };
+                if let Some(record) = record {
+                    if !opened {
+                        writer.dir(&dir.rel);
+                        opened = true;
+                    }
+                    writer.record(dir.name(node), &record);
+                }
+            }
+        }
+        let bytes = writer.finish();
+        drop(fresh);
         let err = |source| ContextError::StatCacheWrite {
             path: path.clone(),
             source,
@@ -467,7 +405,6 @@ impl BuildContext {
         f.write_all(&bytes).map_err(err)?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(err)?;
-        cache.dirty = false;
         Ok(())
     }
 }
@@ -496,151 +433,47 @@ fn hash_file(path: &Path) -> Result<(Digest, u64), ContextError> {
     Ok((Digest::from_bytes(hasher.finalize().into()), total))
 }
 
-/// A top-level directory left for a scanning thread.
-struct Deferred {
-    host: PathBuf,
-    rel: String,
-    info: MatchInfo,
-    /// The directory itself when it is excluded (added only if something inside is kept).
-    pending: Option<(String, FileMeta)>,
-}
-
-struct Walker<'a> {
-    ignore: &'a PatternMatcher,
-    /// When set, directories of the top level are queued here instead of walked.
-    deferred: Option<Vec<Deferred>>,
-    entries: BTreeMap<String, FileMeta>,
-    /// Excluded directories we descended into (because an exception may re-include something
-    /// below them), not yet added: they are added when a descendant is.
-    pending: Vec<(String, FileMeta, bool)>,
-}
-
-impl Walker<'_> {
-    fn walk(&mut self, dir: &Path, rel: &str, info: &MatchInfo) -> Result<(), ContextError> {
-        let io = |source| ContextError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut children: Vec<(std::ffi::OsString, std::fs::DirEntry)> = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            children.push((entry.file_name(), entry));
-        }
-        children.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in children {
-            let Some(name) = name.to_str() else {
-                // Non-UTF-8 names cannot be named in a Dockerfile; leave them out.
-                continue;
-            };
-            let child_rel = if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let (excluded, child_info) = if self.ignore.is_empty() {
-                (false, MatchInfo::default())
-            } else {
-                self.ignore.matches_using_parent_results(&child_rel, info)
-            };
-            let host = entry.path();
-            let md = entry.metadata().map_err(|source| ContextError::Io {
-                path: host.clone(),
-                source,
-            })?;
-            let is_dir = md.is_dir();
-            if excluded && !(is_dir && self.ignore.may_reinclude_under(&child_rel)) {
-                continue;
-            }
-            let link = if md.file_type().is_symlink() {
-                let target = std::fs::read_link(&host).map_err(|source| ContextError::Io {
-                    path: host.clone(),
-                    source,
-                })?;
-                Some(target.to_string_lossy().into_owned())
-            } else {
-                None
-            };
-            let meta = meta_from_std(&md, link);
-            if excluded {
-                if rel.is_empty()
-                    && let Some(deferred) = self.deferred.as_mut()
-                {
-                    deferred.push(Deferred {
-                        host,
-                        rel: child_rel,
-                        info: child_info,
-                        pending: Some((name.to_string(), meta)),
-                    });
-                    continue;
-                }
-                self.pending.push((child_rel.clone(), meta, false));
-                self.walk(&host, &child_rel, &child_info)?;
-                self.pending.pop();
-                continue;
-            }
-            self.flush_pending();
-            self.entries.insert(child_rel.clone(), meta);
-            if is_dir {
-                if rel.is_empty()
-                    && let Some(deferred) = self.deferred.as_mut()
-                {
-                    deferred.push(Deferred {
-                        host,
-                        rel: child_rel,
-                        info: child_info,
-                        pending: None,
-                    });
-                    continue;
-                }
-                self.walk(&host, &child_rel, &child_info)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush_pending(&mut self) {
-        for (rel, meta, added) in self.pending.iter_mut() {
-            if !*added {
-                self.entries.insert(rel.clone(), meta.clone());
-                *added = true;
-            }
-        }
-    }
-}
-
 impl SourceTree for BuildContext {
     fn lstat(&self, rel: &str) -> std::io::Result<Option<FileMeta>> {
         if rel.is_empty() {
             return Ok(Some(self.root_meta.clone()));
         }
-        Ok(self.entries.get(rel).cloned())
+        Ok(self.locate(rel).map(|loc| self.node(loc).meta.clone()))
     }
 
     fn list(&self, rel: &str) -> std::io::Result<Vec<String>> {
-        let prefix = if rel.is_empty() {
-            String::new()
-        } else {
-            format!("{rel}/")
+        let Some(d) = self.dir_index(rel) else {
+            return Ok(Vec::new());
         };
-        let mut names = Vec::new();
-        let range = if prefix.is_empty() {
-            self.entries.range::<String, _>(..)
-        } else {
-            // Every key under `rel/` sorts between `rel/` and `rel0` ('0' follows '/').
-            let end = format!("{rel}0");
-            self.entries.range(prefix.clone()..end)
+        let dir = &self.tree.dirs[d as usize];
+        Ok(dir
+            .entries
+            .iter()
+            .map(|n| dir.name(n).to_string())
+            .collect())
+    }
+
+    fn visit_dir(&self, rel: &str, visit: &mut crate::source::Visit<'_>) -> std::io::Result<()> {
+        let Some(d) = self.dir_index(rel) else {
+            return Ok(());
         };
-        for (key, _) in range {
-            let rest = &key[prefix.len()..];
-            if !rest.is_empty() && !rest.contains('/') {
-                names.push(rest.to_string());
+        let dir = &self.tree.dirs[d as usize];
+        for (i, node) in dir.entries.iter().enumerate() {
+            // The fresh-digest lock is taken per uncached file, never across `visit`.
+            let digest = if node.meta.kind == FileKind::File {
+                self.known_digest((d, i as u32))
+            } else {
+                None
+            };
+            if visit(dir.name(node), &node.meta, digest).is_break() {
+                break;
             }
         }
-        Ok(names)
+        Ok(())
     }
 
     fn open(&self, rel: &str) -> std::io::Result<File> {
-        if !self.entries.contains_key(rel) {
+        if self.locate(rel).is_none() {
             return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
         }
         std::fs::OpenOptions::new()
@@ -666,6 +499,17 @@ impl SourceTree for BuildContext {
     }
 }
 
+impl BuildContext {
+    /// The index of directory `rel` (`""` is the root).
+    fn dir_index(&self, rel: &str) -> Option<u32> {
+        if rel.is_empty() {
+            return Some(0);
+        }
+        let child = self.node(self.locate(rel)?).child;
+        (child != NO_DIR).then_some(child)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,7 +527,7 @@ mod tests {
     }
 
     fn names(ctx: &BuildContext) -> Vec<String> {
-        ctx.entries().map(|(k, _)| k.to_string()).collect()
+        ctx.entries().into_iter().map(|(k, _)| k).collect()
     }
 
     #[test]
@@ -793,5 +637,185 @@ mod tests {
         for (i, d) in digests.iter().enumerate() {
             assert_eq!(*d, Digest::of(format!("content {i}").as_bytes()));
         }
+    }
+
+    fn aged(dir: &Path) {
+        // Let the files age past the stat cache's racy window.
+        let _ = dir;
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+
+    fn copy_all() -> crate::copy::CopySpec {
+        crate::copy::CopySpec {
+            sources: vec![".".into()],
+            dest: "/app/".into(),
+            workdir: "/".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_noop_build_does_not_rewrite_the_stat_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = cache_dir.path().join("c");
+        for i in 0..30 {
+            write(dir.path(), &format!("d{}/f{i}", i % 3), "x");
+        }
+        aged(dir.path());
+        let m = PatternMatcher::default();
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        crate::copy::prepare_checksum(&ctx, &copy_all()).unwrap();
+        ctx.save_stat_cache().unwrap();
+        let stamp = |p: &Path| {
+            let md = std::fs::metadata(p).unwrap();
+            (md.ino(), md.mtime(), md.mtime_nsec())
+        };
+        let before = stamp(&cache);
+
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        crate::copy::prepare_checksum(&ctx, &copy_all()).unwrap();
+        assert_eq!(ctx.stats().files_hashed, 0);
+        assert_eq!(ctx.stats().cache_hits, 30);
+        ctx.save_stat_cache().unwrap();
+        assert_eq!(
+            stamp(&cache),
+            before,
+            "a no-op build rewrote the stat cache"
+        );
+
+        // A deleted file's record is dropped: that is a change worth writing.
+        std::fs::remove_file(dir.path().join("d0/f0")).unwrap();
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        ctx.save_stat_cache().unwrap();
+        assert_ne!(stamp(&cache), before);
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        assert_eq!(ctx.stats().cache_hits, 29);
+    }
+
+    #[test]
+    fn a_changed_byte_is_found_after_a_noop_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = cache_dir.path().join("c");
+        for i in 0..50 {
+            write(
+                dir.path(),
+                &format!("src/p{}/f{i}.go", i % 5),
+                "package main\n",
+            );
+        }
+        aged(dir.path());
+        let m = PatternMatcher::default();
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        let first = crate::copy::prepare_checksum(&ctx, &copy_all()).unwrap();
+        ctx.save_stat_cache().unwrap();
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        assert_eq!(
+            crate::copy::prepare_checksum(&ctx, &copy_all()).unwrap(),
+            first
+        );
+        assert_eq!(ctx.stats().files_hashed, 0);
+
+        // Same size, one byte different.
+        write(dir.path(), "src/p3/f13.go", "package main\r");
+        let ctx = BuildContext::scan(dir.path(), &m, Some(&cache)).unwrap();
+        let changed = crate::copy::prepare_checksum(&ctx, &copy_all()).unwrap();
+        assert_ne!(changed, first);
+        assert_eq!(ctx.stats().files_hashed, 1);
+        assert_eq!(
+            ctx.file_digest("src/p3/f13.go").unwrap(),
+            Digest::of(b"package main\r")
+        );
+    }
+
+    /// Every kind of entry the walk can meet, compared with a plain `std::fs` walk.
+    #[test]
+    fn the_walk_sees_what_lstat_sees() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "a/b/c/deep.txt", "deep");
+        write(root, "a.txt", "a");
+        write(root, "a-b/x", "x");
+        std::fs::create_dir_all(root.join("empty/nested")).unwrap();
+        std::os::unix::fs::symlink("a/b", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("a/dangling")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("a/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o640),
+            0,
+        )
+        .unwrap();
+        std::fs::hard_link(root.join("a.txt"), root.join("a/b/hard")).unwrap();
+        std::fs::write(
+            root.join(std::ffi::OsStr::from_bytes(b"bad\xffname")),
+            "not utf-8",
+        )
+        .unwrap();
+        for i in 0..300 {
+            write(root, &format!("wide/d{}/f{i}", i % 40), "w");
+        }
+
+        let ctx = scan(root, "");
+        let mut expected = Vec::new();
+        let mut stack = vec![String::new()];
+        while let Some(rel) = stack.pop() {
+            for entry in std::fs::read_dir(root.join(&rel)).unwrap() {
+                let entry = entry.unwrap();
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let md = std::fs::symlink_metadata(root.join(&child)).unwrap();
+                let link = md
+                    .file_type()
+                    .is_symlink()
+                    .then(|| std::fs::read_link(root.join(&child)).unwrap());
+                let meta = meta_from_std(&md, link.map(|l| l.to_string_lossy().into_owned()));
+                if md.is_dir() {
+                    stack.push(child.clone());
+                }
+                expected.push((child, meta));
+            }
+        }
+        let key = |p: &str| p.split('/').map(str::to_string).collect::<Vec<_>>();
+        expected.sort_by_key(|(p, _)| key(p));
+        let got: Vec<(String, FileMeta)> = ctx
+            .entries()
+            .into_iter()
+            .map(|(p, m)| (p, m.clone()))
+            .collect();
+        assert_eq!(got.len(), expected.len());
+        for ((gp, gm), (ep, em)) in got.iter().zip(&expected) {
+            assert_eq!(gp, ep);
+            // atime moves when the std walk reads directories.
+            assert_eq!(
+                FileMeta {
+                    atime_ns: 0,
+                    ..gm.clone()
+                },
+                FileMeta {
+                    atime_ns: 0,
+                    ..em.clone()
+                },
+                "{gp}"
+            );
+        }
+        assert_eq!(ctx.len(), expected.len());
+        assert_eq!(ctx.list("a").unwrap(), vec!["b", "dangling", "fifo"]);
+        assert_eq!(ctx.list("missing").unwrap(), Vec::<String>::new());
+        assert!(ctx.lstat("a/b/c/deep.txt").unwrap().is_some());
+        assert!(
+            ctx.lstat("link/c").unwrap().is_none(),
+            "lookups never follow links"
+        );
+        assert!(ctx.lstat("a.txt/x").unwrap().is_none());
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::paths;
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use strata_image::Digest;
@@ -71,6 +72,10 @@ impl FileMeta {
     }
 }
 
+/// What [`SourceTree::visit_dir`] calls for each entry: its name, its metadata and, for a
+/// regular file, its content digest when the tree knows it without reading the file.
+pub type Visit<'a> = dyn FnMut(&str, &FileMeta, Option<Digest>) -> ControlFlow<()> + 'a;
+
 /// Read access to a tree that COPY/ADD copies from. Paths are relative, `/`-separated,
 /// cleaned, with `""` for the root, and contain no symlink components (see [`resolve`]).
 pub trait SourceTree: Sync {
@@ -78,6 +83,27 @@ pub trait SourceTree: Sync {
     fn lstat(&self, rel: &str) -> std::io::Result<Option<FileMeta>>;
     /// The names in directory `rel`, sorted.
     fn list(&self, rel: &str) -> std::io::Result<Vec<String>>;
+    /// Calls `visit` with the name and metadata of each entry of directory `rel`, in name
+    /// order, and for a regular file the content digest when the tree knows it without
+    /// reading the file (the build context's stat cache). Stops when `visit` breaks. The
+    /// default lists and stats; trees that hold their entries in memory visit them in place.
+    fn visit_dir(&self, rel: &str, visit: &mut Visit<'_>) -> std::io::Result<()> {
+        let mut child = String::new();
+        for name in self.list(rel)? {
+            child.clear();
+            if !rel.is_empty() {
+                child.push_str(rel);
+                child.push('/');
+            }
+            child.push_str(&name);
+            if let Some(meta) = self.lstat(&child)?
+                && visit(&name, &meta, None).is_break()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Opens the regular file at `rel` for reading.
     fn open(&self, rel: &str) -> std::io::Result<File>;
     /// The host path of `rel` (used to read extended attributes and in error messages).

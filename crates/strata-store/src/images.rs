@@ -206,8 +206,10 @@ impl Store {
         let before = index.manifests().clone();
         let mut list = before.clone();
         let out = change(&mut list)?;
+        // Compared in the order it would be written: re-tagging an image with the tag it
+        // already has moves its entry around but changes nothing, and writes nothing.
+        sort_entries(&mut list);
         if list != before {
-            sort_entries(&mut list);
             index.set_manifests(list);
             let bytes = serde_json::to_vec(&index).map_err(|source| StoreError::Json {
                 what: "index",

@@ -236,6 +236,30 @@ fn tags_move_and_leave_dangling_images_like_docker() {
 }
 
 #[test]
+fn retagging_with_the_same_tag_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (one, _) = put_image(&store, b"layer one", "2024-01-01T00:00:00Z");
+    let (two, _) = put_image(&store, b"layer two", "2024-01-02T00:00:00Z");
+    // Two tags, so the re-tagged entry is not the last one in index.json.
+    store.tag("docker.io/library/a:1", one.clone()).unwrap();
+    store.tag("docker.io/library/b:1", two.clone()).unwrap();
+    store.add_untagged(one.clone()).unwrap();
+    let index = dir.path().join("index.json");
+    let before = fs::read(&index).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let ino = inode(&index);
+
+    store.tag("docker.io/library/a:1", one.clone()).unwrap();
+    store.tag("docker.io/library/b:1", two.clone()).unwrap();
+    store.add_untagged(two).unwrap();
+
+    // An atomic rewrite would have replaced the file (new inode) even with equal bytes.
+    assert_eq!(inode(&index), ino, "index.json was rewritten");
+    assert_eq!(fs::read(&index).unwrap(), before);
+}
+
+#[test]
 fn resolve_accepts_names_full_ids_and_unique_prefixes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

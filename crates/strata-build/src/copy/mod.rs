@@ -19,7 +19,7 @@ pub mod resolve;
 
 pub use apply::{Attributes, CopyStats};
 pub use mode::{Chmod, ChmodError};
-pub use resolve::{Item, ResolvedSource, SelectOptions};
+pub use resolve::{Item, ItemRef, ResolvedSource, Roots, SelectOptions};
 
 use crate::ignore::IgnoreError;
 use crate::paths;
@@ -170,18 +170,24 @@ pub struct PreparedCopy {
 
 /// Resolves and validates a COPY/ADD against its source tree.
 pub fn prepare(tree: &dyn SourceTree, spec: &CopySpec) -> Result<PreparedCopy, CopyError> {
+    let mut copy = prepare_header(spec)?;
+    copy.sources = resolve::resolve_sources(tree, &spec.sources, &spec.select)?;
+    Ok(copy)
+}
+
+/// Everything of [`prepare`] but the sources.
+fn prepare_header(spec: &CopySpec) -> Result<PreparedCopy, CopyError> {
     let instruction = if spec.is_add { "ADD" } else { "COPY" };
     let dest = paths::resolve_dest(&spec.workdir, &spec.dest);
     if spec.sources.len() > 1 && !dest.ends_with('/') {
         return Err(CopyError::MultipleSourcesNeedDirectory { instruction });
     }
     let chmod = spec.chmod.as_deref().map(Chmod::parse).transpose()?;
-    let sources = resolve::resolve_sources(tree, &spec.sources, &spec.select)?;
     let unpack = spec.is_add && spec.unpack.unwrap_or(true);
     Ok(PreparedCopy {
         instruction,
         dest,
-        sources,
+        sources: Vec::new(),
         chmod,
         chown: spec.chown.clone(),
         unpack,
@@ -205,55 +211,184 @@ pub fn checksum(tree: &dyn SourceTree, copy: &PreparedCopy) -> Result<Digest, Co
             }
         }
     }
-    let digests = content_digests(tree, &files)?;
-    let mut digests = digests.into_iter();
-
-    let mut hasher = Sha256::new();
-    hasher.update(format!(
-        "{}\0{}\0{}\0",
-        copy.instruction, copy.dest, copy.unpack
-    ));
-    hasher.update(format!("chown\0{}\0", copy.chown.as_deref().unwrap_or("")));
-    let owner = |meta: &FileMeta| tree.forced_owner().unwrap_or((meta.uid, meta.gid));
-    let perms = |meta: &FileMeta| match &copy.chmod {
-        Some(chmod) => chmod.apply(meta.permissions(), meta.is_dir()),
-        None => meta.permissions(),
-    };
-    let mut header = |hasher: &mut Sha256, name: &str, meta: &FileMeta, implicit: bool| {
-        let (uid, gid) = owner(meta);
-        let (kind, link) = match &meta.kind {
-            FileKind::File => ('0', ""),
-            FileKind::Dir => ('5', ""),
-            FileKind::Symlink(target) => ('2', target.as_str()),
-            FileKind::CharDevice => ('3', ""),
-            FileKind::BlockDevice => ('4', ""),
-            FileKind::Fifo => ('6', ""),
-            FileKind::Socket => ('s', ""),
-        };
-        hasher.update(format!(
-            "{name}\0{kind}\0{:o}\0{uid}\0{gid}\0{}\0{link}\0{}\0{}\0",
-            perms(meta),
-            meta.size,
-            meta.rdev,
-            u8::from(implicit)
-        ));
-        if meta.kind == FileKind::File
-            && let Some(d) = digests.next()
-        {
-            hasher.update(d.as_bytes());
-        }
-    };
+    let mut digests = content_digests(tree, &files)?.into_iter();
+    let mut sum = Checksum::new(tree, copy);
     for source in &copy.sources {
+        sum.source(source);
+        let digest = next_if_file(&source.root_meta, &mut digests);
+        sum.entry("", &source.root_meta, false, digest.as_ref());
+        for item in &source.items {
+            let digest = next_if_file(&item.meta, &mut digests);
+            sum.entry(&item.rel, &item.meta, item.implicit, digest.as_ref());
+        }
+    }
+    Ok(sum.finish())
+}
+
+fn next_if_file(meta: &FileMeta, digests: &mut impl Iterator<Item = Digest>) -> Option<Digest> {
+    (meta.kind == FileKind::File)
+        .then(|| digests.next())
+        .flatten()
+}
+
+/// [`prepare`] then [`checksum`] without holding the entries in memory: the sources are
+/// resolved, then the trees below them streamed into the checksum, with the digests the tree
+/// already knows (the build context's stat cache). Files it does not know are hashed in
+/// parallel between a first pass that finds them and a second that sums. Gives exactly
+/// [`checksum`]'s digest.
+pub fn prepare_checksum(tree: &dyn SourceTree, spec: &CopySpec) -> Result<Digest, CopyError> {
+    let mut copy = prepare_header(spec)?;
+    let roots = resolve::resolve_roots(tree, &spec.sources, &spec.select)?;
+    copy.sources = roots.sources.clone();
+    let mut known: std::collections::HashMap<String, Digest> = std::collections::HashMap::new();
+    for pass in 0..2 {
+        let mut missing: Vec<String> = Vec::new();
+        let mut sum = Checksum::new(tree, &copy);
+        let mut lookup = |src: &str, digest: Option<Digest>| -> Result<Option<Digest>, CopyError> {
+            if let Some(d) = digest.or_else(|| known.get(src).copied()) {
+                return Ok(Some(d));
+            }
+            if pass == 0 {
+                missing.push(src.to_string());
+                return Ok(None);
+            }
+            // Unknown on the second pass (the tree changed its mind): hash it here.
+            Ok(content_digests(tree, &[src])?.pop())
+        };
+        for (i, source) in roots.sources.iter().enumerate() {
+            sum.source(source);
+            let digest = if source.root_meta.kind == FileKind::File {
+                match tree.content_digest(&source.root) {
+                    Some(result) => Some(result.map_err(|e| io_error(&source.root, e))?),
+                    None => lookup(&source.root, None)?,
+                }
+            } else {
+                None
+            };
+            sum.entry("", &source.root_meta, false, digest.as_ref());
+            roots.walk(tree, i, &mut |item| {
+                let digest = if item.meta.kind == FileKind::File {
+                    lookup(item.src, item.digest)?
+                } else {
+                    None
+                };
+                sum.entry(item.rel, item.meta, item.implicit, digest.as_ref());
+                Ok(())
+            })?;
+        }
+        if missing.is_empty() {
+            return Ok(sum.finish());
+        }
+        let refs: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let digests = content_digests(tree, &refs)?;
+        known.extend(missing.into_iter().zip(digests));
+    }
+    Err(CopyError::SourceIo {
+        path: "/".to_string(),
+        source: std::io::Error::other("content digests changed while checksumming"),
+    })
+}
+
+fn io_error(rel: &str, source: std::io::Error) -> CopyError {
+    CopyError::SourceIo {
+        path: format!("/{rel}"),
+        source,
+    }
+}
+
+/// The checksum's byte stream: a tarsum-like header per entry, then the content digest of a
+/// regular file. Numbers are written by hand (decimal, permission bits in octal) because a
+/// no-op rebuild sums 20,000 of these headers.
+struct Checksum<'a> {
+    hasher: Sha256,
+    forced_owner: Option<(u32, u32)>,
+    chmod: Option<&'a Chmod>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Checksum<'a> {
+    fn new(tree: &dyn SourceTree, copy: &'a PreparedCopy) -> Self {
+        let mut hasher = Sha256::new();
         hasher.update(format!(
+            "{}\0{}\0{}\0",
+            copy.instruction, copy.dest, copy.unpack
+        ));
+        hasher.update(format!("chown\0{}\0", copy.chown.as_deref().unwrap_or("")));
+        Self {
+            hasher,
+            forced_owner: tree.forced_owner(),
+            chmod: copy.chmod.as_ref(),
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    fn source(&mut self, source: &ResolvedSource) {
+        self.hasher.update(format!(
             "source\0{}\0{}\0",
             source.written, source.base_name
         ));
-        header(&mut hasher, "", &source.root_meta, false);
-        for item in &source.items {
-            header(&mut hasher, &item.rel, &item.meta, item.implicit);
+    }
+
+    fn entry(&mut self, name: &str, meta: &FileMeta, implicit: bool, digest: Option<&Digest>) {
+        let (uid, gid) = self.forced_owner.unwrap_or((meta.uid, meta.gid));
+        let perms = match self.chmod {
+            Some(chmod) => chmod.apply(meta.permissions(), meta.is_dir()),
+            None => meta.permissions(),
+        };
+        let (kind, link) = match &meta.kind {
+            FileKind::File => (b'0', ""),
+            FileKind::Dir => (b'5', ""),
+            FileKind::Symlink(target) => (b'2', target.as_str()),
+            FileKind::CharDevice => (b'3', ""),
+            FileKind::BlockDevice => (b'4', ""),
+            FileKind::Fifo => (b'6', ""),
+            FileKind::Socket => (b's', ""),
+        };
+        let b = &mut self.buf;
+        b.clear();
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+        b.push(kind);
+        b.push(0);
+        push_radix(b, u64::from(perms), 8);
+        b.push(0);
+        push_radix(b, u64::from(uid), 10);
+        b.push(0);
+        push_radix(b, u64::from(gid), 10);
+        b.push(0);
+        push_radix(b, meta.size, 10);
+        b.push(0);
+        b.extend_from_slice(link.as_bytes());
+        b.push(0);
+        push_radix(b, meta.rdev, 10);
+        b.push(0);
+        b.push(if implicit { b'1' } else { b'0' });
+        b.push(0);
+        if meta.kind == FileKind::File
+            && let Some(d) = digest
+        {
+            b.extend_from_slice(d.as_bytes());
+        }
+        self.hasher.update(&self.buf);
+    }
+
+    fn finish(self) -> Digest {
+        Digest::from_bytes(self.hasher.finalize().into())
+    }
+}
+
+fn push_radix(out: &mut Vec<u8>, mut v: u64, radix: u64) {
+    let mut digits = [0u8; 22];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % radix) as u8;
+        v /= radix;
+        if v == 0 {
+            break;
         }
     }
-    Ok(Digest::from_bytes(hasher.finalize().into()))
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn content_digests(tree: &dyn SourceTree, files: &[&str]) -> Result<Vec<Digest>, CopyError> {
@@ -370,4 +505,102 @@ pub fn execute(
         total.hardlinks += stats.hardlinks;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::BuildContext;
+    use crate::ignore::PatternMatcher;
+    use crate::source::DirTree;
+
+    fn write(root: &Path, rel: &str, content: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// `prepare_checksum` streams what `prepare` + `checksum` collect: the digests must be
+    /// the same for every kind of selection, on the context and on a plain directory.
+    #[test]
+    fn streamed_checksum_equals_the_collected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "src/main.go", "package main");
+        write(root, "src/lib/util.go", "package lib");
+        write(root, "src/lib/README.md", "docs");
+        write(root, "src/vendor/x/y.go", "package y");
+        write(root, "docs/a.md", "a");
+        write(root, "one.txt", "one");
+        std::fs::create_dir_all(root.join("src/empty")).unwrap();
+        std::os::unix::fs::symlink("lib/util.go", root.join("src/link")).unwrap();
+        let spec =
+            |sources: &[&str], exclude: &[&str], parents: bool, chmod: Option<&str>| CopySpec {
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+                dest: "/app/".into(),
+                workdir: "/".into(),
+                select: SelectOptions {
+                    exclude: exclude.iter().map(|s| s.to_string()).collect(),
+                    parents,
+                },
+                chmod: chmod.map(str::to_string),
+                ..Default::default()
+            };
+        let specs = [
+            spec(&["."], &[], false, None),
+            spec(&["src/"], &[], false, None),
+            spec(&["one.txt", "src"], &[], false, Some("0755")),
+            spec(&["src"], &["**/*.md", "vendor"], false, None),
+            spec(&["*.txt", "do*"], &[], false, None),
+            spec(&["src/./lib"], &[], true, None),
+            spec(&["**/*.go"], &[], true, None),
+            spec(&["src/link"], &[], false, None),
+        ];
+        let context = BuildContext::scan(root, &PatternMatcher::default(), None).unwrap();
+        let plain = DirTree::new(root);
+        let trees: [&dyn SourceTree; 2] = [&context, &plain];
+        let mut sums = Vec::new();
+        for tree in trees {
+            for spec in &specs {
+                let collected = checksum(tree, &prepare(tree, spec).unwrap()).unwrap();
+                let streamed = prepare_checksum(tree, spec).unwrap();
+                assert_eq!(streamed, collected, "{:?}", spec.sources);
+                sums.push(streamed);
+            }
+        }
+        let distinct: std::collections::HashSet<_> = sums[..specs.len()].iter().collect();
+        assert_eq!(
+            distinct.len(),
+            specs.len(),
+            "every selection sums differently"
+        );
+    }
+
+    #[test]
+    fn streamed_checksum_reports_missing_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = BuildContext::scan(dir.path(), &PatternMatcher::default(), None).unwrap();
+        let spec = CopySpec {
+            sources: vec!["nope".into()],
+            dest: "/x".into(),
+            workdir: "/".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            prepare_checksum(&context, &spec),
+            Err(CopyError::SourceNotFound { path }) if path == "/nope"
+        ));
+    }
+
+    #[test]
+    fn numbers_are_written_like_format() {
+        for v in [0u64, 7, 8, 10, 0o755, 4096, u64::MAX] {
+            let mut dec = Vec::new();
+            push_radix(&mut dec, v, 10);
+            assert_eq!(String::from_utf8(dec).unwrap(), v.to_string());
+            let mut oct = Vec::new();
+            push_radix(&mut oct, v, 8);
+            assert_eq!(String::from_utf8(oct).unwrap(), format!("{v:o}"));
+        }
+    }
 }

@@ -62,18 +62,74 @@ pub struct SelectOptions {
     pub parents: bool,
 }
 
-/// Resolves every source of one COPY/ADD against `tree`.
+/// One entry below a copied directory, borrowed while the tree is walked (see
+/// [`Roots::walk`]): the streaming form of [`Item`].
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'a> {
+    /// Path relative to the copy root.
+    pub rel: &'a str,
+    /// Path in the source tree.
+    pub src: &'a str,
+    /// Its metadata.
+    pub meta: &'a FileMeta,
+    /// See [`Item::implicit`].
+    pub implicit: bool,
+    /// The content digest of a regular file when the tree knows it without reading the file.
+    pub digest: Option<strata_image::Digest>,
+}
+
+/// The copy roots of a source list, resolved, with what selects the entries below them:
+/// [`resolve_sources`] without the entries, which [`Roots::walk`] streams on demand.
+#[derive(Debug)]
+pub struct Roots {
+    /// The resolved sources; their `items` are empty.
+    pub sources: Vec<ResolvedSource>,
+    /// `--parents` include matcher of each written source.
+    includes: Vec<Option<PatternMatcher>>,
+    /// For each resolved source, the index of its written source in `includes`.
+    include_of: Vec<usize>,
+    exclude: Option<PatternMatcher>,
+}
+
+/// Resolves every source of one COPY/ADD against `tree`, with the entries below each
+/// directory root.
 pub fn resolve_sources(
     tree: &dyn SourceTree,
     sources: &[String],
     opts: &SelectOptions,
 ) -> Result<Vec<ResolvedSource>, CopyError> {
+    let mut roots = resolve_roots(tree, sources, opts)?;
+    for i in 0..roots.sources.len() {
+        let mut items = Vec::new();
+        roots.walk(tree, i, &mut |item| {
+            items.push(Item {
+                rel: item.rel.to_string(),
+                src: item.src.to_string(),
+                meta: item.meta.clone(),
+                implicit: item.implicit,
+            });
+            Ok(())
+        })?;
+        roots.sources[i].items = items;
+    }
+    Ok(roots.sources)
+}
+
+/// Resolves the roots of every source of one COPY/ADD against `tree` (wildcards expanded,
+/// symlinks followed, literal sources checked), without walking below them.
+pub fn resolve_roots(
+    tree: &dyn SourceTree,
+    sources: &[String],
+    opts: &SelectOptions,
+) -> Result<Roots, CopyError> {
     let exclude = if opts.exclude.is_empty() {
         None
     } else {
         Some(PatternMatcher::new(&opts.exclude)?)
     };
     let mut out = Vec::new();
+    let mut includes = Vec::new();
+    let mut include_of = Vec::new();
     for written in sources {
         let (src, include) = if opts.parents {
             let (parent, pattern) = match written.split_once("/./") {
@@ -120,31 +176,64 @@ pub fn resolve_sources(
                     path: format!("/{m}"),
                 });
             };
-            let mut items = Vec::new();
-            if root_meta.is_dir() {
-                let mut walk = Walk {
-                    tree,
-                    include: include.as_ref(),
-                    exclude: exclude.as_ref(),
-                    items: &mut items,
-                };
-                walk.dir(&root, "", &MatchInfo::default(), &MatchInfo::default())?;
-            }
             let base_name = if m.is_empty() {
                 "/".to_string()
             } else {
                 paths::base(&m).to_string()
             };
+            include_of.push(includes.len());
             out.push(ResolvedSource {
                 written: written.clone(),
                 base_name,
                 root,
                 root_meta,
-                items,
+                items: Vec::new(),
             });
         }
+        includes.push(include);
     }
-    Ok(out)
+    Ok(Roots {
+        sources: out,
+        includes,
+        include_of,
+        exclude,
+    })
+}
+
+impl Roots {
+    /// Streams the entries below root `index` (nothing for a non-directory root) in pre-order,
+    /// exactly the items [`resolve_sources`] collects.
+    pub fn walk(
+        &self,
+        tree: &dyn SourceTree,
+        index: usize,
+        visit: &mut dyn FnMut(ItemRef<'_>) -> Result<(), CopyError>,
+    ) -> Result<(), CopyError> {
+        let Some(source) = self.sources.get(index) else {
+            return Ok(());
+        };
+        if !source.root_meta.is_dir() {
+            return Ok(());
+        }
+        let include = self
+            .include_of
+            .get(index)
+            .and_then(|&i| self.includes.get(i))
+            .and_then(Option::as_ref);
+        let mut walk = Walk {
+            tree,
+            include,
+            exclude: self.exclude.as_ref(),
+            pending: Vec::new(),
+            visit,
+        };
+        walk.dir(
+            &source.root,
+            "",
+            &MatchInfo::default(),
+            &MatchInfo::default(),
+        )
+    }
 }
 
 fn io_err(path: &str, source: std::io::Error) -> CopyError {
@@ -219,14 +308,31 @@ fn resolve_wildcards(
     Ok(out)
 }
 
-struct Walk<'a> {
+/// Directories that are not selected themselves (`--parents`) are held back until something
+/// below them is selected, then reported (as implicit) before it.
+struct Walk<'a, 'v> {
     tree: &'a dyn SourceTree,
     include: Option<&'a PatternMatcher>,
     exclude: Option<&'a PatternMatcher>,
-    items: &'a mut Vec<Item>,
+    /// Unselected directories on the current path not reported yet: (rel, src, meta).
+    pending: Vec<(String, String, FileMeta)>,
+    visit: &'v mut dyn FnMut(ItemRef<'_>) -> Result<(), CopyError>,
 }
 
-impl Walk<'_> {
+impl Walk<'_, '_> {
+    fn emit(&mut self, item: ItemRef<'_>) -> Result<(), CopyError> {
+        for (rel, src, meta) in std::mem::take(&mut self.pending) {
+            (self.visit)(ItemRef {
+                rel: &rel,
+                src: &src,
+                meta: &meta,
+                implicit: true,
+                digest: None,
+            })?;
+        }
+        (self.visit)(item)
+    }
+
     /// Walks directory `src` (tree path) whose copy-relative path is `rel`.
     fn dir(
         &mut self,
@@ -235,55 +341,85 @@ impl Walk<'_> {
         include_info: &MatchInfo,
         exclude_info: &MatchInfo,
     ) -> Result<(), CopyError> {
-        let names = self.tree.list(src).map_err(|e| io_err(src, e))?;
-        for name in names {
-            let child_src = if src.is_empty() {
-                name.clone()
-            } else {
-                format!("{src}/{name}")
-            };
-            let child_rel = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let Some(meta) = self
-                .tree
-                .lstat(&child_src)
-                .map_err(|e| io_err(&child_src, e))?
-            else {
-                continue;
-            };
-            let (included, child_include) = match self.include {
-                Some(m) => m.matches_using_parent_results(&child_rel, include_info),
-                None => (true, MatchInfo::default()),
-            };
-            let (excluded, child_exclude) = match self.exclude {
-                Some(m) => m.matches_using_parent_results(&child_rel, exclude_info),
-                None => (false, MatchInfo::default()),
-            };
-            let selected = included && !excluded;
-            if meta.kind == FileKind::Dir {
-                let mark = self.items.len();
-                self.items.push(Item {
-                    rel: child_rel.clone(),
-                    src: child_src.clone(),
-                    meta,
-                    implicit: !selected,
-                });
-                self.dir(&child_src, &child_rel, &child_include, &child_exclude)?;
-                if !selected && self.items.len() == mark + 1 {
-                    // Nothing inside was selected: the directory is not created at all.
-                    self.items.pop();
-                }
-            } else if selected {
-                self.items.push(Item {
-                    rel: child_rel,
-                    src: child_src,
-                    meta,
-                    implicit: false,
-                });
+        // One path buffer per directory level, reused for each child.
+        let mut child_src = String::with_capacity(src.len() + 32);
+        let mut child_rel = String::with_capacity(rel.len() + 32);
+        let mut failed: Option<CopyError> = None;
+        let tree = self.tree;
+        let listed = tree.visit_dir(src, &mut |name, meta, digest| {
+            child_src.clear();
+            if !src.is_empty() {
+                child_src.push_str(src);
+                child_src.push('/');
             }
+            child_src.push_str(name);
+            child_rel.clear();
+            if !rel.is_empty() {
+                child_rel.push_str(rel);
+                child_rel.push('/');
+            }
+            child_rel.push_str(name);
+            match self.child(
+                &child_src,
+                &child_rel,
+                meta,
+                digest,
+                include_info,
+                exclude_info,
+            ) {
+                Ok(()) => std::ops::ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    std::ops::ControlFlow::Break(())
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        listed.map_err(|e| io_err(src, e))
+    }
+
+    fn child(
+        &mut self,
+        src: &str,
+        rel: &str,
+        meta: &FileMeta,
+        digest: Option<strata_image::Digest>,
+        include_info: &MatchInfo,
+        exclude_info: &MatchInfo,
+    ) -> Result<(), CopyError> {
+        let (included, child_include) = match self.include {
+            Some(m) => m.matches_using_parent_results(rel, include_info),
+            None => (true, MatchInfo::default()),
+        };
+        let (excluded, child_exclude) = match self.exclude {
+            Some(m) => m.matches_using_parent_results(rel, exclude_info),
+            None => (false, MatchInfo::default()),
+        };
+        let selected = included && !excluded;
+        let item = ItemRef {
+            rel,
+            src,
+            meta,
+            implicit: false,
+            digest,
+        };
+        if meta.kind == FileKind::Dir {
+            if selected {
+                self.emit(item)?;
+            } else {
+                self.pending
+                    .push((rel.to_string(), src.to_string(), meta.clone()));
+            }
+            let depth = self.pending.len();
+            self.dir(src, rel, &child_include, &child_exclude)?;
+            if !selected && self.pending.len() == depth {
+                // Nothing inside was selected: the directory is not created at all.
+                self.pending.pop();
+            }
+        } else if selected {
+            self.emit(item)?;
         }
         Ok(())
     }

@@ -107,8 +107,7 @@ pub(super) fn copy_step<'a>(
                 from_tree = Some(DirTree::new(view.root()));
                 from_view = Some(view);
             } else {
-                let prepared = copy::prepare(shared.context.as_ref(), &spec(paths.clone()))?;
-                let sum = copy::checksum(shared.context.as_ref(), &prepared)?;
+                let sum = copy::prepare_checksum(shared.context.as_ref(), &spec(paths.clone()))?;
                 key = key.field("context", &sum.to_string());
             }
         }
