@@ -450,3 +450,26 @@ fn add_https_from_a_server_with_a_private_ca() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// ADD <git repository>
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_of_a_git_repository_is_refused_with_a_hint() {
+    let env = env();
+    // Nothing listens on port 1: the source must be refused before any request is made,
+    // rather than downloaded as a file or looked up in the context.
+    for source in [
+        "git@127.0.0.1:org/repo.git",
+        "https://127.0.0.1:1/org/repo.git#main:sub",
+        "git://127.0.0.1:1/repo",
+    ] {
+        let dockerfile = format!("{BASE}\nADD {source} /src/\n");
+        let (result, _) = env.build(env.options(&dockerfile)).await;
+        let err = result.expect_err("git sources are refused").to_string();
+        assert!(
+            err.contains(source) && err.contains("git sources are not supported yet"),
+            "{source}: {err}"
+        );
+    }
+}

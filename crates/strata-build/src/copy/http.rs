@@ -39,6 +39,14 @@ pub enum HttpError {
         /// The URL.
         url: String,
     },
+    /// `ADD <git repository>` (BuildKit clones it): not implemented.
+    #[error(
+        "{url}: git sources are not supported yet\nhint: clone the repository into the build context and COPY it"
+    )]
+    GitUnsupported {
+        /// The source as written.
+        url: String,
+    },
     /// The TLS configuration could not be built.
     #[error("tls configuration: {source}")]
     Tls {
@@ -125,9 +133,43 @@ pub struct Downloaded {
     pub last_modified: Option<i64>,
 }
 
-/// Whether an ADD source is a remote URL (BuildKit's `isHTTPSource`, without git URLs).
+/// Whether an ADD source is remote rather than a context path: an `http(s)://` URL or a git
+/// source ([`is_git_source`]). Remote sources go to [`download`], which refuses git sources.
 pub fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
+    source.starts_with("http://") || source.starts_with("https://") || is_git_source(source)
+}
+
+/// Whether BuildKit's Dockerfile frontend reads an ADD source as a git repository
+/// (`gitutil.ParseGitRef` accepting it and it not being `IndistinguishableFromLocal`):
+/// `git://…` and `ssh://…` URLs, scp-like `user@host:path`, and `http(s)://` URLs whose path
+/// ends in `.git` (a `#ref:subdir` fragment or a `?query` may follow). `github.com/x/y` alone
+/// is a local path for ADD.
+pub fn is_git_source(source: &str) -> bool {
+    if source.starts_with("./") || source.starts_with("../") || source.starts_with("github.com/") {
+        return false;
+    }
+    if source.starts_with("git://") || source.starts_with("ssh://") {
+        return true;
+    }
+    if let Some(rest) = source
+        .strip_prefix("http://")
+        .or_else(|| source.strip_prefix("https://"))
+    {
+        let without_fragment = rest.split('#').next().unwrap_or("");
+        let path = without_fragment.split('?').next().unwrap_or("");
+        return path.contains('/') && path.ends_with(".git");
+    }
+    // scp-like syntax: `user@host:path`, no scheme, the user and host without `/`.
+    match source.split_once(':') {
+        Some((user_host, path)) => {
+            !source.contains("://")
+                && !path.is_empty()
+                && user_host.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty() && !host.is_empty() && !user_host.contains('/')
+                })
+        }
+        None => false,
+    }
 }
 
 /// The file name BuildKit's Dockerfile frontend gives a downloaded source.
@@ -201,10 +243,15 @@ pub async fn download_async(
     dir: &Path,
     checksum: Option<&Digest>,
 ) -> Result<Downloaded, HttpError> {
+    if is_git_source(url) {
+        return Err(HttpError::GitUnsupported {
+            url: url.to_string(),
+        });
+    }
     let invalid = || HttpError::InvalidUrl {
         url: url.to_string(),
     };
-    if !is_url(url) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(invalid());
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
@@ -501,6 +548,36 @@ mod tests {
             download("ftp://127.0.0.1/x", dir.path(), None),
             Err(HttpError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn git_sources_are_recognised_as_buildkit_does_and_refused() {
+        for (source, git) in [
+            ("https://example.test/org/repo.git", true),
+            ("https://example.test/org/repo.git#v1.2:sub/dir", true),
+            ("http://127.0.0.1:8080/repo.git?ref=main", true),
+            ("git://127.0.0.1/repo", true),
+            ("ssh://git@example.test/org/repo", true),
+            ("git@example.test:org/repo.git", true),
+            ("user@host:path", true),
+            ("https://example.test/file.tar.gz", false),
+            ("https://example.test/x.git/file", false),
+            ("https://example.test.git", false),
+            ("github.com/org/repo", false),
+            ("./git@host:x", false),
+            ("dir/user@host:x", false),
+            ("plain.txt", false),
+            ("C:stuff", false),
+        ] {
+            assert_eq!(is_git_source(source), git, "{source}");
+            if git {
+                assert!(is_url(source), "{source} is remote");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = download("git@127.0.0.1:repo.git", dir.path(), None).unwrap_err();
+        assert!(matches!(err, HttpError::GitUnsupported { .. }), "{err}");
+        assert!(err.to_string().contains("hint: clone"), "{err}");
     }
 
     #[test]
