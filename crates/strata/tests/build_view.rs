@@ -100,6 +100,17 @@ fn plain_progress_has_buildkits_shape_and_ends_with_the_export() {
     let first = cli.build(&["--progress=plain", "-t", "demo:1"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_log_snapshot!("plain_first_build", text(&first.stderr));
+    // The config as BuildKit writes it: CMD marks the config `ArgsEscaped` (docker inspect
+    // shows it), and docker's extension fields stay inside `Config`.
+    let config = cli.run(&["inspect", "--format", "{{json .Config}}", "demo:1"]);
+    let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
+    assert_eq!(config["ArgsEscaped"], true, "{config}");
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["cat", "/greeting.txt"]),
+        "{config}"
+    );
+    assert_eq!(config["Env"][1], "MODE=prod", "{config}");
     let again = cli.build(&["--progress=plain", "-t", "demo:1"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_log_snapshot!("plain_cached_build", text(&again.stderr));
