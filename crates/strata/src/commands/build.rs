@@ -128,7 +128,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             context.display().to_string()
         );
     }
+    let read_started = std::time::Instant::now();
     let (dockerfile_text, dockerfile_name, dockerfile_path) = read_dockerfile(&args)?;
+    let read_time = read_started.elapsed();
     let build_args = parse_build_args(&args.build_args);
 
     if args.check {
@@ -208,8 +210,31 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let renderer = Renderer::new(mode);
+    // BuildKit's first vertex: the Dockerfile, which the binary read; the engine's vertices
+    // are numbered after it.
+    let vertex = renderer.next_vertex();
+    renderer.event(Event::Started {
+        vertex,
+        name: format!(
+            "[internal] load build definition from {}",
+            options.dockerfile_name
+        ),
+    });
+    renderer.event(Event::Status {
+        vertex,
+        name: format!(
+            "transferring dockerfile: {}",
+            crate::output::size4(options.dockerfile.len() as u64)
+        ),
+        elapsed: None,
+    });
+    renderer.event(Event::Done {
+        vertex,
+        elapsed: read_time,
+    });
+    let offset = vertex;
     let sink_renderer = renderer.clone();
-    let sink: ProgressSink = Arc::new(move |event| sink_renderer.event(event));
+    let sink: ProgressSink = Arc::new(move |event| sink_renderer.event(renumbered(event, offset)));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -230,7 +255,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(e) => {
             renderer.finish();
-            eprint!("{}", renderer.failure_text(&format!("{e:#}")));
+            eprint!("{}", renderer.failure_text(&format!("{e:#}"), offset));
             return Ok(ExitCode::from(1));
         }
     };
@@ -628,8 +653,8 @@ impl Renderer {
     }
 
     /// How the failed build ends (see [`view::StepRecord::failure_text`]).
-    fn failure_text(&self, error: &str) -> String {
-        self.lock().record.failure_text(error)
+    fn failure_text(&self, error: &str, engine_offset: usize) -> String {
+        self.lock().record.failure_text(error, engine_offset)
     }
 
     /// A vertex number after every one the engine used.
@@ -671,6 +696,51 @@ impl Renderer {
             let _ = handle.join();
         }
         self.draw(true);
+    }
+}
+
+/// `event` with its vertex number moved up by `offset` (the vertices the binary shows
+/// before the engine's).
+fn renumbered(event: Event, offset: usize) -> Event {
+    match event {
+        Event::Started { vertex, name } => Event::Started {
+            vertex: vertex + offset,
+            name,
+        },
+        Event::Cached { vertex } => Event::Cached {
+            vertex: vertex + offset,
+        },
+        Event::Log {
+            vertex,
+            stream,
+            line,
+        } => Event::Log {
+            vertex: vertex + offset,
+            stream,
+            line,
+        },
+        Event::Status {
+            vertex,
+            name,
+            elapsed,
+        } => Event::Status {
+            vertex: vertex + offset,
+            name,
+            elapsed,
+        },
+        Event::Done { vertex, elapsed } => Event::Done {
+            vertex: vertex + offset,
+            elapsed,
+        },
+        Event::Failed {
+            vertex,
+            elapsed,
+            message,
+        } => Event::Failed {
+            vertex: vertex + offset,
+            elapsed,
+            message,
+        },
     }
 }
 

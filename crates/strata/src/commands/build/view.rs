@@ -341,9 +341,10 @@ impl StepRecord {
 
     /// The end of a failed build's output: a box naming the failed step with its last output
     /// lines (`#N 0.123 line`), then `error`. A step's error starts with the engine's own copy
-    /// of that tail (`N line`), dropped here since the box shows it, and carries the Dockerfile
+    /// of that tail (`N line`, with the engine's vertex number: the view's minus
+    /// `engine_offset`), dropped here since the box shows it, and carries the Dockerfile
     /// snippet and its `ERROR:` line; any other error gets the `ERROR:` prefix.
-    pub fn failure_text(&self, error: &str) -> String {
+    pub fn failure_text(&self, error: &str, engine_offset: usize) -> String {
         let mut out = String::new();
         let mut error = error;
         if let Some(vertex) = self.failed {
@@ -357,7 +358,7 @@ impl StepRecord {
                 out.push('\n');
             }
             out.push_str("------\n");
-            let engine_tail = format!("{vertex} ");
+            let engine_tail = format!("{} ", vertex.saturating_sub(engine_offset));
             while error.starts_with(&engine_tail) {
                 error = error.split_once('\n').map_or("", |(_, rest)| rest);
             }
@@ -586,8 +587,8 @@ mod tests {
             "failure_text",
             format!(
                 "{}=====\n{}",
-                record.failure_text(step_error),
-                other.failure_text("base image nope:1 not found")
+                record.failure_text(step_error, 0),
+                other.failure_text("base image nope:1 not found", 0)
             )
         );
     }
