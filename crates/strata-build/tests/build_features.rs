@@ -454,22 +454,139 @@ fn add_https_from_a_server_with_a_private_ca() {
 // ---------------------------------------------------------------------------------------------
 // ADD <git repository>
 
+/// A `git daemon` on a loopback port serving the bare repositories under its base path;
+/// killed (by its pid) when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn git_daemon(base: &std::path::Path) -> GitDaemon {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("git")
+        .arg("daemon")
+        .arg("--reuseaddr")
+        .arg("--export-all")
+        .arg(format!("--base-path={}", base.display()))
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start git daemon");
+    let daemon = GitDaemon { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return daemon;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("git daemon did not start on port {port}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn add_of_a_git_repository_is_refused_with_a_hint() {
+async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
     let env = env();
-    // Nothing listens on port 1: the source must be refused before any request is made,
-    // rather than downloaded as a file or looked up in the context.
-    for source in [
-        "git@127.0.0.1:org/repo.git",
-        "https://127.0.0.1:1/org/repo.git#main:sub",
-        "git://127.0.0.1:1/repo",
+    let root = tempfile::tempdir().unwrap();
+    let work = root.path().join("work");
+    let served = root.path().join("served");
+    std::fs::create_dir_all(work.join("sub/dir")).unwrap();
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(work.join("README"), "v1\n").unwrap();
+    std::fs::write(work.join("sub/dir/file"), "in sub\n").unwrap();
+    std::fs::write(work.join("sub/dir/run.sh"), "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        work.join("sub/dir/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    git(&work, &["-c", "init.defaultBranch=main", "init", "-q"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    let first_commit = git(&work, &["rev-parse", "HEAD"]);
+    let bare = served.join("repo.git");
+    git(
+        root.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &work.to_string_lossy(),
+            &bare.to_string_lossy(),
+        ],
+    );
+    let daemon = git_daemon(&served);
+    let remote = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+
+    // The default branch, without .git, modes kept; then a tag's subdirectory.
+    let whole = |readme: &str| {
+        format!(
+            "{BASE}\nADD {remote} /src\nRUN test \"$(cat /src/README)\" = {readme} && test ! -e /src/.git && test -x /src/sub/dir/run.sh && test \"$(stat -c %u:%g /src/README)\" = 0:0\n"
+        )
+    };
+    env.build_ok(&whole("v1"), &[]).await;
+    let sub = format!(
+        "{BASE}\nADD {remote}#v1:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/README && test ! -e /only/sub\n"
+    );
+    env.build_ok(&sub, &[]).await;
+
+    // The key is the resolved commit: unchanged → cached; the branch moves → rebuilt.
+    let again = env.build_ok(&whole("v1"), &[]).await;
+    assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
+    std::fs::write(work.join("README"), "v2\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(&work, &["push", "-q", &bare.to_string_lossy(), "main"]);
+    let moved = env.build_ok(&whole("v2"), &[]).await;
+    assert_eq!(cached(&moved), 0, "a moved branch rebuilds: {moved:?}");
+
+    // A commit id as the ref.
+    let pinned = format!(
+        "{BASE}\nADD {remote}#{first_commit} /pinned\nRUN test \"$(cat /pinned/README)\" = v1\n"
+    );
+    env.build_ok(&pinned, &[]).await;
+
+    // An unknown ref and a missing subdirectory fail with git's reason.
+    for (source, expected) in [
+        (format!("{remote}#no-such-branch"), "no-such-branch"),
+        (format!("{remote}#v1:nowhere"), "/nowhere not found"),
     ] {
-        let dockerfile = format!("{BASE}\nADD {source} /src/\n");
+        let dockerfile = format!("{BASE}\nADD {source} /x/\n");
         let (result, _) = env.build(env.options(&dockerfile)).await;
-        let err = result.expect_err("git sources are refused").to_string();
-        assert!(
-            err.contains(source) && err.contains("git sources are not supported yet"),
-            "{source}: {err}"
-        );
+        let err = result.expect_err("a bad git source fails").to_string();
+        assert!(err.contains(expected), "{source}: {err}");
     }
 }

@@ -1,5 +1,6 @@
-//! ADD of remote URLs: `http://` and `https://` downloads through the workspace's HTTP stack
-//! (reqwest on rustls with the `ring` provider, as strata-registry uses it).
+//! ADD of remote sources: `http://` and `https://` downloads through the workspace's HTTP
+//! stack (reqwest on rustls with the `ring` provider, as strata-registry uses it), and git
+//! repositories (BuildKit's git source rules, in [`git`]).
 //!
 //! Trust: the system's roots, loaded by `rustls-native-certs`, which reads `SSL_CERT_FILE` /
 //! `SSL_CERT_DIR` when they are set (the usual way to trust a private CA; the tests use it for a
@@ -16,6 +17,8 @@
 //!   `ADD --checksum=sha256:…` is verified without a second read and a mismatch fails the step;
 //! - the file's mtime is `Last-Modified` when the server sends one, else the Unix epoch;
 //! - status codes outside 200..=399 fail; remote files are never extracted.
+
+pub mod git;
 
 use sha2::{Digest as _, Sha256};
 use std::io::Write;
@@ -39,13 +42,15 @@ pub enum HttpError {
         /// The URL.
         url: String,
     },
-    /// `ADD <git repository>` (BuildKit clones it): not implemented.
-    #[error(
-        "{url}: git sources are not supported yet\nhint: clone the repository into the build context and COPY it"
-    )]
-    GitUnsupported {
+    /// A git command for an `ADD <git repository>` failed.
+    #[error("{url}: git {command}: {message}")]
+    Git {
         /// The source as written.
         url: String,
+        /// The git command line (without the isolation options).
+        command: String,
+        /// git's error output, or why it could not run.
+        message: String,
     },
     /// The TLS configuration could not be built.
     #[error("tls configuration: {source}")]
@@ -134,7 +139,7 @@ pub struct Downloaded {
 }
 
 /// Whether an ADD source is remote rather than a context path: an `http(s)://` URL or a git
-/// source ([`is_git_source`]). Remote sources go to [`download`], which refuses git sources.
+/// source ([`is_git_source`]). Remote sources go to [`download`].
 pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://") || is_git_source(source)
 }
@@ -216,11 +221,23 @@ fn client() -> Result<reqwest::Client, HttpError> {
         .map_err(|source| HttpError::Client { source })
 }
 
-/// Downloads `url` into directory `dir` under [`file_name_for`]`(url)`, verifying `checksum`.
+/// Downloads `url` into directory `dir` under [`file_name_for`]`(url)`, verifying `checksum`;
+/// a git source is checked out instead, and the result names the directory to copy.
 ///
 /// Blocking: call it from a blocking thread. It drives the download on the current tokio
 /// runtime when there is one (the build's), else on a private one.
 pub fn download(url: &str, dir: &Path, checksum: Option<&Digest>) -> Result<Downloaded, HttpError> {
+    if is_git_source(url) {
+        if checksum.is_some() {
+            return Err(HttpError::Git {
+                url: url.to_string(),
+                command: "fetch".into(),
+                message: "--checksum of a git source (a commit id) is not supported yet".into(),
+            });
+        }
+        // Child processes, waited for on this (blocking) thread.
+        return git::download(url, dir);
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.block_on(download_async(url, dir, checksum)),
         Err(_) => {
@@ -236,18 +253,13 @@ pub fn download(url: &str, dir: &Path, checksum: Option<&Digest>) -> Result<Down
     }
 }
 
-/// [`download`] as a future. The file is written with blocking calls (small sequential
-/// writes), so drive it from a blocking thread or a runtime that tolerates that.
-pub async fn download_async(
+/// The http(s) half of [`download`], as a future. The file is written with blocking calls
+/// (small sequential writes): it is driven from the blocking thread [`download`] runs on.
+async fn download_async(
     url: &str,
     dir: &Path,
     checksum: Option<&Digest>,
 ) -> Result<Downloaded, HttpError> {
-    if is_git_source(url) {
-        return Err(HttpError::GitUnsupported {
-            url: url.to_string(),
-        });
-    }
     let invalid = || HttpError::InvalidUrl {
         url: url.to_string(),
     };
@@ -574,10 +586,6 @@ mod tests {
                 assert!(is_url(source), "{source} is remote");
             }
         }
-        let dir = tempfile::tempdir().unwrap();
-        let err = download("git@127.0.0.1:repo.git", dir.path(), None).unwrap_err();
-        assert!(matches!(err, HttpError::GitUnsupported { .. }), "{err}");
-        assert!(err.to_string().contains("hint: clone"), "{err}");
     }
 
     #[test]
