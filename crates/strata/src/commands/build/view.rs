@@ -206,7 +206,7 @@ impl TtyView {
     }
 
     /// The frame at build clock `now` for a terminal of `width` columns and `height` rows.
-    /// `finished` draws the last frame: the header says FINISHED (or ERROR) and nothing is
+    /// `finished` draws the last frame: the header says FINISHED and nothing is
     /// retired, so the whole build stays on screen as BuildKit leaves it.
     pub fn frame(&mut self, now: Duration, width: usize, height: usize, finished: bool) -> Frame {
         let mut frame = Frame::default();
@@ -215,12 +215,9 @@ impl TtyView {
             .values()
             .filter(|v| v.elapsed.is_some())
             .count();
-        let failed = self.vertices.values().any(|v| v.error);
-        let state = match (finished, failed) {
-            (true, true) => " ERROR",
-            (true, false) => " FINISHED",
-            (false, _) => "",
-        };
+        // BuildKit says FINISHED when the build is over, failed or not: the failed step's
+        // line says ERROR.
+        let state = if finished { " FINISHED" } else { "" };
         let header = format!(
             "[+] Building {} ({done}/{}){state}",
             seconds(now),
@@ -544,6 +541,31 @@ mod tests {
         let next = view.frame(ms(2100), 40, 9, false);
         assert!(next.retired.is_empty(), "{next:?}");
         assert_eq!(next.live.len(), frame.live.len());
+    }
+
+    #[test]
+    fn tty_final_frame_of_a_failed_step_keeps_its_output() {
+        let mut view = TtyView::default();
+        let events = [
+            (0, started(1, "[1/2] FROM busybox:1.35")),
+            (5, done(1, 5)),
+            (6, started(2, "[2/2] RUN make")),
+            (40, log(2, "main.c:1: error")),
+            (
+                50,
+                Event::Failed {
+                    vertex: 2,
+                    elapsed: ms(44),
+                    message: "exit code: 2".into(),
+                },
+            ),
+        ];
+        for (at, event) in &events {
+            view.event(ms(*at), event);
+        }
+        let frame = view.frame(ms(60), 50, 24, true);
+        assert!(frame.retired.is_empty());
+        insta::assert_snapshot!("tty_failed_step", frame.live.join("\n"));
     }
 
     #[test]
