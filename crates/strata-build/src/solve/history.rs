@@ -6,6 +6,8 @@
 //! build args in scope (`|2 A=1 B=2 /bin/sh -c make`), which is also why a changed build arg
 //! shows up in the history.
 
+use strata_image::oci::image::History;
+
 /// `RUN` with the stage's ARGs (name=value, ENV taking precedence) and the final argv.
 pub fn run(args_in_scope: &[(String, String)], argv: &[String]) -> String {
     let mut parts = Vec::new();
@@ -81,9 +83,68 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// Gives the metadata entries a stage wrote before its first new layer that layer's time, as
+/// BuildKit's exporter dates them (without it, `ENV` right after `FROM` would carry the base
+/// image's time and `docker history` would show it as years old). `stage_start` is the number
+/// of entries the stage inherited. Entries after a new layer keep the previous layer's time,
+/// which they already have; a stage without a new layer is left as is. The time comes from the
+/// layer's step (its cache record when cached), so a cached rebuild keeps the same image id.
+pub fn date_leading_metadata(history: &mut [History], stage_start: usize) {
+    let Some(added) = history.get_mut(stage_start..) else {
+        return;
+    };
+    let Some(first_layer) = added.iter().position(|h| h.empty_layer() != Some(true)) else {
+        return;
+    };
+    let created = added[first_layer].created().clone();
+    for entry in &mut added[..first_layer] {
+        entry.set_created(created.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_before_the_first_new_layer_takes_its_time() {
+        let entry = |created: &str, by: &str, empty: bool| {
+            strata_image::config::history_entry(
+                strata_image::config::parse_time(created),
+                by,
+                None,
+                empty,
+            )
+        };
+        let base = "2020-01-01T00:00:00Z";
+        let copy = "2026-01-01T00:00:01Z";
+        let run = "2026-01-01T00:00:02Z";
+        let mut history = vec![
+            entry(base, "ADD rootfs /", false),
+            entry(base, "CMD [\"sh\"]", true),
+            entry(base, "ENV A=1", true),
+            entry(base, "LABEL x=y", true),
+            entry(copy, "COPY f . # buildkit", false),
+            entry(copy, "EXPOSE map[80/tcp:{}]", true),
+            entry(run, "RUN make # buildkit", false),
+        ];
+        date_leading_metadata(&mut history, 2);
+        let times: Vec<&str> = history
+            .iter()
+            .map(|h| h.created().as_deref().unwrap_or(""))
+            .collect();
+        assert_eq!(times, [base, base, copy, copy, copy, copy, run]);
+
+        // Only metadata: nothing to date it by.
+        let mut only = vec![
+            entry(base, "ADD rootfs /", false),
+            entry(base, "ENV A=1", true),
+        ];
+        date_leading_metadata(&mut only, 1);
+        assert_eq!(only[1].created().as_deref(), Some(base));
+        // A start past the end is ignored.
+        date_leading_metadata(&mut only, 5);
+    }
 
     #[test]
     fn texts_match_buildkit() {

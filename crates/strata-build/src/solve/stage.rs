@@ -248,11 +248,15 @@ pub async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<StageOutput
             .map(|(i, c)| (c, Some(i))),
     );
 
+    let history_start = state.config.history().len();
     for (instruction, command_index) in &instructions {
         if crate::progress::is_numbered(&instruction.command) {
             state.step += 1;
         }
         run_instruction(shared, &mut state, instruction, *command_index, index).await?;
+    }
+    if let Some(history) = state.config.oci.history_mut() {
+        super::history::date_leading_metadata(history, history_start);
     }
     Ok(StageOutput {
         config: state.config,
