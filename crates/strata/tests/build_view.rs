@@ -354,3 +354,96 @@ fn output_archives_compress_once_and_load_in_skopeo() {
         assert_eq!(archive_manifest(&third), manifest, "{spec}");
     }
 }
+
+fn registry() -> String {
+    std::env::var("STRATA_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+#[test]
+fn push_output_compresses_at_the_asked_level_and_remembers_it_for_push() {
+    let cli = Cli::new();
+    cli.write(
+        "Dockerfile",
+        "FROM strata-fixtures/busybox:1.35\nRUN seq 1 30000 > /numbers\n",
+    );
+    let name = format!(
+        "{}/strata-test/view-push:{}",
+        registry(),
+        std::process::id()
+    );
+    let output = format!("type=registry,name={name},compression-level=1");
+    let out = cli.build(&["--progress=plain", "-t", "demo:push", "-o", &output]);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("pushing layers"), "{log}");
+    assert!(
+        log.contains(&format!("pushing manifest for {name}@sha256:")),
+        "{log}"
+    );
+
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .expect("skopeo is installed");
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let built = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        built["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
+    // The level-1 variant is the one the store remembers for that layer...
+    let layers = text(
+        &cli.run(&[
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            "demo:push",
+        ])
+        .stdout,
+    );
+    let diff_ids: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
+    let hex = diff_ids
+        .last()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cli.store().join("variants").join(&hex).join("gzip-1")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["digest"], built["digest"], "{record}");
+    assert!(
+        !cli.store()
+            .join("variants")
+            .join(&hex)
+            .join("gzip-6")
+            .exists(),
+        "only the asked level was made"
+    );
+
+    // ...and `strata push` at the same level sends that same blob.
+    let again = format!("{name}-again");
+    let out = cli.run(&["tag", "demo:push", &again]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.run(&["push", "-q", "--compression-level", "1", &again]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{again}"))
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().last().unwrap()["digest"],
+        built["digest"]
+    );
+}

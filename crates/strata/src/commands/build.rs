@@ -98,6 +98,10 @@ pub struct Args {
     )]
     pub output: Option<String>,
 
+    /// Shorthand for --output=type=registry: push the tags after the build
+    #[arg(long)]
+    pub push: bool,
+
     /// OCI runtime for RUN: runc, crun, or auto (crun when a probe run works on this host,
     /// about 3x cheaper per step; runc otherwise)
     #[arg(long, default_value = "auto", value_parser = ["runc", "crun", "auto"])]
@@ -116,11 +120,21 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             "--pull is not supported yet\nhint: strata pull the base images, then build without --pull"
         );
     }
-    let output = args
+    let pushed_output = args
         .output
         .as_deref()
-        .map(solve::export::Output::parse)
-        .transpose()?;
+        .map(RegistryOutput::parse)
+        .transpose()?
+        .flatten();
+    let output = match pushed_output {
+        Some(_) => None,
+        None => args
+            .output
+            .as_deref()
+            .map(solve::export::Output::parse)
+            .transpose()?,
+    };
+    let registry = pushed_output.or_else(|| args.push.then(RegistryOutput::default));
     let context = args.context.clone();
     if !context.is_dir() {
         bail!(
@@ -260,7 +274,14 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let id = outcome.config_digest.to_string();
-    let exported = export_vertices(&renderer, &store, &outcome, &tags, output.as_ref());
+    let exported = export_vertices(
+        &renderer,
+        &store,
+        &outcome,
+        &tags,
+        output.as_ref(),
+        registry.as_ref().map(|r| (r, &runtime)),
+    );
     renderer.finish();
     exported?;
     if let Some(path) = &args.iidfile {
@@ -285,10 +306,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 /// then, with `--output`, the export itself with its timings.
 fn export_vertices(
     renderer: &Renderer,
-    store: &strata_store::Store,
+    store: &Arc<strata_store::Store>,
     outcome: &solve::BuildOutcome,
     tags: &[String],
     output: Option<&solve::export::Output>,
+    registry: Option<(&RegistryOutput, &tokio::runtime::Runtime)>,
 ) -> anyhow::Result<()> {
     let vertex = renderer.next_vertex();
     let started = std::time::Instant::now();
@@ -312,6 +334,16 @@ fn export_vertices(
             name: format!("naming to {tag}"),
             elapsed: None,
         });
+    }
+    if let Some((registry, runtime)) = registry
+        && let Err(e) = push_tags(renderer, vertex, store, outcome, registry, runtime)
+    {
+        renderer.event(Event::Failed {
+            vertex,
+            elapsed: started.elapsed(),
+            message: format!("{e:#}"),
+        });
+        return Err(e);
     }
     renderer.event(Event::Done {
         vertex,
@@ -354,6 +386,122 @@ fn export_vertices(
             Err(anyhow::Error::from(e).context("cannot write --output"))
         }
     }
+}
+
+/// `--push` / `-o type=registry[,name=REF][,compression=gzip][,compression-level=N]`, as
+/// buildx spells it: push the image after the build (to `name`, else to every `-t` tag), its
+/// uncompressed layers gzip-compressed at `compression-level` (the store remembers each
+/// compressed variant, so `strata push` or the next build's push does not compress again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RegistryOutput {
+    /// Where to push; empty: the `-t` tags.
+    name: Option<String>,
+    /// gzip level.
+    level: u32,
+}
+
+impl Default for RegistryOutput {
+    fn default() -> Self {
+        RegistryOutput {
+            name: None,
+            level: strata_registry::DEFAULT_COMPRESSION_LEVEL,
+        }
+    }
+}
+
+impl RegistryOutput {
+    /// `Some` for `type=registry` (and buildx's `type=image,push=true`), `None` for the
+    /// outputs [`solve::export::Output`] handles.
+    fn parse(spec: &str) -> anyhow::Result<Option<RegistryOutput>> {
+        let pairs: Vec<(&str, Option<&str>)> = spec
+            .split(',')
+            .map(|part| match part.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (part, None),
+            })
+            .collect();
+        let value = |key: &str| pairs.iter().find(|(k, _)| *k == key).and_then(|(_, v)| *v);
+        let registry = match value("type") {
+            Some("registry") => true,
+            Some("image") => value("push") == Some("true"),
+            _ => false,
+        };
+        if !registry {
+            return Ok(None);
+        }
+        let mut out = RegistryOutput::default();
+        for (key, v) in &pairs {
+            match (*key, *v) {
+                ("type" | "push", _) => {}
+                ("name", Some(name)) => out.name = Some(name.to_string()),
+                ("compression", Some("gzip")) => {}
+                ("compression", Some(other)) => bail!(
+                    "invalid --output {spec:?}: strata pushes layers as gzip (compression={other} \
+                     is for type=oci archives)"
+                ),
+                ("compression-level", Some(level)) => {
+                    out.level = level.parse().ok().filter(|l| *l <= 9).with_context(|| {
+                        format!(
+                            "invalid --output {spec:?}: compression-level {level:?} is not in 0..=9"
+                        )
+                    })?;
+                }
+                _ => bail!("invalid --output {spec:?}: unknown key {key:?} for type=registry"),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Pushes the built image as `registry` says, reporting BuildKit's statuses (`pushing layers`,
+/// `pushing manifest for NAME@DIGEST`) on the export vertex.
+fn push_tags(
+    renderer: &Renderer,
+    vertex: usize,
+    store: &Arc<strata_store::Store>,
+    outcome: &solve::BuildOutcome,
+    registry: &RegistryOutput,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = match &registry.name {
+        Some(name) => vec![name.clone()],
+        None => outcome.tags.clone(),
+    };
+    if names.is_empty() {
+        bail!("nothing to push: name the image with -t NAME:TAG or -o type=registry,name=NAME:TAG");
+    }
+    let image = store.image(&outcome.manifest_digest)?;
+    let client = strata_registry::Client::new(strata_registry::ClientOptions::from_environment()?)?;
+    let options = strata_registry::PushOptions {
+        compression_level: registry.level,
+        ..strata_registry::PushOptions::default()
+    };
+    for name in names {
+        let target = strata_image::Reference::parse(&name)
+            .with_context(|| format!("invalid reference format {name:?}"))?;
+        let started = std::time::Instant::now();
+        let pushed = runtime
+            .block_on(strata_registry::push(
+                &client,
+                store,
+                &image,
+                &target,
+                &options,
+                &strata_registry::events::ignore,
+            ))
+            .with_context(|| format!("cannot push {target}"))?;
+        renderer.event(Event::Status {
+            vertex,
+            name: "pushing layers".into(),
+            elapsed: Some(started.elapsed()),
+        });
+        renderer.event(Event::Status {
+            vertex,
+            name: format!("pushing manifest for {target}@{}", pushed.digest),
+            elapsed: None,
+        });
+    }
+    Ok(())
 }
 
 /// `docker.io/library/app:1` → `app:1`, as `docker images` shows names.
@@ -753,5 +901,48 @@ fn terminal_size() -> (usize, usize) {
         (usize::from(size.ws_col), usize::from(size.ws_row))
     } else {
         (80, 24)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_outputs_parse_like_buildx() {
+        let level = |n| RegistryOutput {
+            name: None,
+            level: n,
+        };
+        let ok: &[(&str, Option<RegistryOutput>)] = &[
+            ("type=registry", Some(RegistryOutput::default())),
+            ("type=registry,compression-level=1", Some(level(1))),
+            (
+                "type=registry,compression=gzip,compression-level=9",
+                Some(level(9)),
+            ),
+            (
+                "type=registry,name=127.0.0.1:5000/app:1",
+                Some(RegistryOutput {
+                    name: Some("127.0.0.1:5000/app:1".into()),
+                    ..RegistryOutput::default()
+                }),
+            ),
+            ("type=image,push=true", Some(RegistryOutput::default())),
+            ("type=image", None),
+            ("type=oci,dest=o.tar,compression=zstd", None),
+            ("type=local,dest=out", None),
+        ];
+        for (spec, expected) in ok {
+            assert_eq!(&RegistryOutput::parse(spec).unwrap(), expected, "{spec}");
+        }
+        for bad in [
+            "type=registry,compression=zstd",
+            "type=registry,compression-level=10",
+            "type=registry,compression-level=fast",
+            "type=registry,dest=x",
+        ] {
+            assert!(RegistryOutput::parse(bad).is_err(), "{bad}");
+        }
     }
 }
