@@ -59,7 +59,7 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutputSpecError {
     /// No `type=`, or an unknown one.
-    #[error("invalid --output {spec:?}: type must be docker, oci, tar or local")]
+    #[error("invalid --output {spec:?}: type must be docker, oci, tar, local or registry")]
     Type {
         /// The value.
         spec: String,

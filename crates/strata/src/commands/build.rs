@@ -90,7 +90,8 @@ pub struct Args {
     pub check: bool,
 
     /// Also write the result: type=docker|oci,dest=FILE (image archive), type=tar,dest=FILE
-    /// or type=local,dest=DIR (the root filesystem)
+    /// or type=local,dest=DIR (the root filesystem), type=registry[,name=REF] (push; gzip
+    /// layers at compression-level, default 6)
     #[arg(
         short = 'o',
         long = "output",
