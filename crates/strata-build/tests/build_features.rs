@@ -181,7 +181,7 @@ async fn cache_mounts_seeded_from_a_stage_start_with_its_files_and_keep_their_wr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_mounts_from_a_stage_with_mode_and_no_source_mount_its_cache_directory() {
+async fn cache_mounts_from_an_image_or_with_mode_and_no_source() {
     let env = env();
     // BuildKit's frontend: with uid/gid/mode and no source, `/cache` of the from tree is the
     // mounted directory, created with those attributes when the tree has none.
@@ -189,6 +189,11 @@ async fn cache_mounts_from_a_stage_with_mode_and_no_source_mount_its_cache_direc
         "RUN --mount=type=cache,id=perm,target=/c,from=seed,uid=1234,gid=99,mode=0700 test \"$(stat -c %u:%g:%a /c)\" = 1234:99:700 && test -z \"$(ls -A /c)\"",
     );
     env.build_ok(&dockerfile, &[("ROUND", "1")]).await;
+    // An image as the seed.
+    let from_image = format!(
+        "{BASE}\nRUN --mount=type=cache,id=img,target=/c,from=strata-fixtures/busybox:1.35,source=/etc test -s /c/passwd && test ! -e /c/bin\n"
+    );
+    env.build_ok(&from_image, &[]).await;
     // A missing source is an error that names it.
     let missing =
         seeded_dockerfile("RUN --mount=type=cache,id=m,target=/c,from=seed,source=/nowhere true");

@@ -59,18 +59,20 @@ pub enum HttpError {
         source: rustls::Error,
     },
     /// The HTTP client could not be set up.
-    #[error("http client: {}", chain(source))]
+    // The causes are rendered in the message (reqwest's own text hides the reason), so the
+    // error is not exposed as a `source` that a caller would print a second time.
+    #[error("http client: {}", chain(error))]
     Client {
         /// The failure.
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     /// Connecting, the TLS handshake (an untrusted certificate included) or reading failed.
-    #[error("GET {url}: {}{hint}", chain(source))]
+    #[error("GET {url}: {}{hint}", chain(error))]
     Request {
         /// The URL.
         url: String,
-        /// The failure, with its causes.
-        source: reqwest::Error,
+        /// The failure, its causes rendered in the message.
+        error: reqwest::Error,
         /// A `hint:` line when there is an action to take (empty otherwise).
         hint: &'static str,
     },
@@ -108,10 +110,15 @@ pub enum HttpError {
     },
 }
 
-/// An error and its causes, `: `-separated (reqwest's own message hides the TLS reason).
+/// An error's causes, `: `-separated, without reqwest's own top line (`error sending request
+/// for url (…)`, which repeats the URL and hides the reason, e.g. the TLS one); the error's
+/// text when it has no cause.
 fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
+    let Some(first) = error.source() else {
+        return error.to_string();
+    };
+    let mut out = first.to_string();
+    let mut source = first.source();
     while let Some(cause) = source {
         let text = cause.to_string();
         if !out.contains(&text) {
@@ -218,7 +225,7 @@ fn client() -> Result<reqwest::Client, HttpError> {
         .read_timeout(READ_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .build()
-        .map_err(|source| HttpError::Client { source })
+        .map_err(|error| HttpError::Client { error })
 }
 
 /// Downloads `url` into directory `dir` under [`file_name_for`]`(url)`, verifying `checksum`;
@@ -267,20 +274,20 @@ async fn download_async(
         return Err(invalid());
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
-    let request_error = |source: reqwest::Error| {
-        if source.is_redirect() {
+    let request_error = |error: reqwest::Error| {
+        if error.is_redirect() {
             return HttpError::TooManyRedirects {
                 url: url.to_string(),
             };
         }
-        let hint = if chain(&source).contains("certificate") {
+        let hint = if chain(&error).contains("certificate") {
             "\nhint: to trust a private certificate authority, point SSL_CERT_FILE at its PEM file"
         } else {
             ""
         };
         HttpError::Request {
             url: url.to_string(),
-            source,
+            error,
             hint,
         }
     };
