@@ -369,13 +369,10 @@ fn add_https_dockerfile(port: u16, checksum: &Digest) -> String {
     )
 }
 
-/// The child half of [`add_https_from_a_server_with_a_private_ca`], run in its own process
-/// with `SSL_CERT_FILE` naming the test CA (setting the variable inside this multi-threaded
-/// test process would race with the other tests).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by add_https_from_a_server_with_a_private_ca with SSL_CERT_FILE set"]
-async fn add_https_child() {
-    let pki_dir = std::env::var("STRATA_TEST_PKI").expect("STRATA_TEST_PKI names the test PKI");
+/// The half of [`add_https_from_a_server_with_a_private_ca`] that trusts the test CA: it runs
+/// in a child test process started with `SSL_CERT_FILE` naming the CA (setting the variable
+/// inside this multi-threaded test process would race with the other tests).
+async fn add_https_trusting_the_ca(pki_dir: String) {
     assert!(std::env::var_os("SSL_CERT_FILE").is_some());
     let pki = TestPki {
         dir: PathBuf::from(pki_dir),
@@ -413,16 +410,21 @@ async fn add_https_child() {
 
 #[test]
 fn add_https_from_a_server_with_a_private_ca() {
-    let pki = TestPki::new();
-
-    // Without trusting the CA, the certificate is refused (loopback gets no exception).
-    let port = serve_https(&pki);
-    let env = env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    if let Ok(pki_dir) = std::env::var("STRATA_TEST_PKI") {
+        // This is the child process started below.
+        runtime.block_on(add_https_trusting_the_ca(pki_dir));
+        return;
+    }
+    let pki = TestPki::new();
+
+    // Without trusting the CA, the certificate is refused (loopback gets no exception).
+    let port = serve_https(&pki);
+    let env = env();
     let dockerfile = add_https_dockerfile(port, &Digest::of(PAYLOAD.as_bytes()));
     let mut options = env.options(&dockerfile);
     options.no_cache = true;
@@ -438,9 +440,8 @@ fn add_https_from_a_server_with_a_private_ca() {
     // Trusting it through SSL_CERT_FILE, in a child process.
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
-            "add_https_child",
+            "add_https_from_a_server_with_a_private_ca",
             "--exact",
-            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
