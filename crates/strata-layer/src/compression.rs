@@ -2,9 +2,9 @@
 //!
 //! Layers are stored uncompressed locally (docker's own store does the same) and compressed only when an
 //! image leaves the machine, so `compress` is the exporter's hot loop: it digests the uncompressed input
-//! (the diff_id) and the compressed output (the blob digest) in the same pass. With `threads > 1`, zstd
-//! uses libzstd's worker threads and gzip a pigz-style block-parallel deflate ([`crate::pgzip`]), whose
-//! output does not depend on the thread count; `examples/layer_bench.rs` measures both.
+//! (the diff_id) and the compressed output (the blob digest) in the same pass. zstd uses libzstd's worker
+//! threads and gzip a pigz-style block-parallel deflate ([`crate::pgzip`]); neither output depends on the
+//! thread count; `examples/layer_bench.rs` measures both.
 
 use std::io::{self, BufReader, Read, Write};
 
@@ -71,9 +71,10 @@ pub struct Compressed {
 
 /// Compresses `reader` into `out` as `compression` at `level`, digesting input and output on the way.
 ///
-/// `Compression::None` copies. With `threads > 1`, zstd uses libzstd's worker threads (the output stays
-/// one standard frame) and gzip compresses 128 KiB blocks in parallel (one standard gzip member,
-/// identical for any thread count > 1, within ~2% of the single-stream size).
+/// `Compression::None` copies. zstd uses libzstd's worker threads (the output stays one standard
+/// frame) and gzip compresses 128 KiB blocks in parallel (one standard gzip member within ~2% of
+/// the single-stream size); for both the output is the same for any `threads`, so the digest of
+/// a compressed layer does not depend on the machine that made it.
 pub fn compress<R: Read, W: Write>(
     mut reader: R,
     out: W,
@@ -92,7 +93,9 @@ pub fn compress<R: Read, W: Write>(
             io::copy(&mut reader, &mut tee)?;
             tee.b
         }
-        Compression::Gzip if threads > 1 => {
+        // Always the block-parallel stream, even on one thread: its bytes depend only on the
+        // input and the level, so a layer's compressed digest is the same on every machine.
+        Compression::Gzip => {
             let mut output = output;
             let mut tee = TeeReader {
                 inner: reader,
@@ -102,25 +105,16 @@ pub fn compress<R: Read, W: Write>(
                 &mut tee,
                 &mut output,
                 level.clamp(0, 9) as u32,
-                threads as usize,
+                threads.max(1) as usize,
             )?;
             output
         }
-        Compression::Gzip => {
-            let level = flate2::Compression::new(level.clamp(0, 9) as u32);
-            let encoder = flate2::write::GzEncoder::new(output, level);
-            let mut tee = Tee {
-                a: &mut input,
-                b: encoder,
-            };
-            io::copy(&mut reader, &mut tee)?;
-            tee.b.finish()?
-        }
         Compression::Zstd => {
             let mut encoder = zstd::stream::write::Encoder::new(output, level)?;
-            if threads > 1 {
-                encoder.multithread(threads)?;
-            }
+            // libzstd's multithreaded frames are the same for any number of workers >= 1 (and
+            // differ from its single-threaded ones): always at least one worker, for the same
+            // reason as gzip above.
+            encoder.multithread(threads.max(1))?;
             // The content size is unknown for a stream; a checksum lets readers detect corruption.
             encoder.include_checksum(true)?;
             let mut tee = Tee {
@@ -170,5 +164,30 @@ impl<R: Read, H: Write> Read for TeeReader<'_, R, H> {
         let n = self.inner.read(buf)?;
         self.hasher.write_all(&buf[..n])?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_does_not_depend_on_the_thread_count() {
+        // Compressible but not trivial: several blocks of varied text.
+        let data: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| format!("{i} {}\n", i.wrapping_mul(2_654_435_761) % 1000).into_bytes())
+            .collect();
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let outputs: Vec<Compressed> = [1, 2, 3]
+                .iter()
+                .map(|threads| {
+                    compress(&data[..], io::sink(), compression, 3, *threads).expect("compress")
+                })
+                .collect();
+            assert!(
+                outputs.windows(2).all(|w| w[0] == w[1]),
+                "{compression:?}: {outputs:?}"
+            );
+        }
     }
 }
