@@ -25,4 +25,6 @@ pub use compression::{
     Compressed, Compression, compress, decompressed, decompressed_as, default_level,
 };
 pub use error::{ApplyError, WriteError};
-pub use write::{LayerInfo, WriteOptions, write_layer, write_overlay_diff};
+pub use write::{
+    LayerInfo, WriteOptions, write_layer, write_overlay_diff, write_overlay_diff_unhashed,
+};

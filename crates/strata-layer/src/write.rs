@@ -77,12 +77,55 @@ pub fn write_overlay_diff<W: Write>(
     write_tree(upperdir, out, opts, true)
 }
 
+/// [`write_overlay_diff`] without digesting: for a destination that digests what it is given
+/// anyway (a content store's ingest, whose digest of an uncompressed layer is its diff_id), so
+/// the stream is hashed once rather than twice. Returns the size of the tar in bytes.
+pub fn write_overlay_diff_unhashed<W: Write>(
+    upperdir: &Path,
+    out: W,
+    opts: &WriteOptions<'_>,
+) -> Result<u64, WriteError> {
+    let mut counted = write_entries(upperdir, Counting { inner: out, n: 0 }, opts, true)?;
+    counted.inner.flush().map_err(WriteError::Write)?;
+    Ok(counted.n)
+}
+
 fn write_tree<W: Write>(
     dir: &Path,
     out: W,
     opts: &WriteOptions<'_>,
     overlay: bool,
 ) -> Result<LayerInfo, WriteError> {
+    let hashed = write_entries(dir, Sha256Writer::new(out), opts, overlay)?;
+    let (diff_id, size, mut inner) = hashed.finish();
+    inner.flush().map_err(WriteError::Write)?;
+    Ok(LayerInfo { diff_id, size })
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the whole archive (entries and the end-of-archive blocks) to `out` and returns it.
+fn write_entries<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: &WriteOptions<'_>,
+    overlay: bool,
+) -> Result<W, WriteError> {
     let root = rustix::fs::openat(
         rustix::fs::CWD,
         dir,
@@ -92,14 +135,14 @@ fn write_tree<W: Write>(
     .map_err(|e| fs_error("opening directory", dir.to_path_buf())(e.into()))?;
     let mut writer = TreeWriter {
         root_path: dir,
-        out: BufWriter::with_capacity(256 * 1024, Sha256Writer::new(out)),
+        out: BufWriter::with_capacity(256 * 1024, out),
         opts,
         overlay,
         links: HashMap::new(),
         buf: vec![0u8; 256 * 1024],
     };
     if overlay {
-        let root_xattrs = writer.xattrs(root.as_fd(), OsStr::new("."), Path::new(""))?;
+        let root_xattrs = writer.xattrs(XattrsOf::Fd(root.as_fd()), Path::new(""))?;
         if root_xattrs.opaque {
             writer.marker(WHITEOUT_OPAQUE.as_bytes())?;
         }
@@ -109,18 +152,15 @@ fn write_tree<W: Write>(
         .out
         .write_all(&[0u8; 2 * tarfmt::BLOCK])
         .map_err(WriteError::Write)?;
-    let hashed = writer
+    writer
         .out
         .into_inner()
-        .map_err(|e| WriteError::Write(e.into_error()))?;
-    let (diff_id, size, mut inner) = hashed.finish();
-    inner.flush().map_err(WriteError::Write)?;
-    Ok(LayerInfo { diff_id, size })
+        .map_err(|e| WriteError::Write(e.into_error()))
 }
 
 struct TreeWriter<'a, W: Write> {
     root_path: &'a Path,
-    out: BufWriter<Sha256Writer<W>>,
+    out: BufWriter<W>,
     opts: &'a WriteOptions<'a>,
     overlay: bool,
     /// (dev, ino) of multiply-linked files already written → their tar name.
@@ -131,6 +171,48 @@ struct TreeWriter<'a, W: Write> {
 struct Xattrs {
     kept: Vec<(Vec<u8>, Vec<u8>)>,
     opaque: bool,
+}
+
+/// Where to read an entry's xattrs from.
+enum XattrsOf<'a> {
+    /// The entry's own open fd.
+    Fd(BorrowedFd<'a>),
+    /// An entry that cannot be opened (a symlink, a device): `/proc/self/fd/<dir>/<name>`.
+    Path(PathBuf),
+}
+
+impl XattrsOf<'_> {
+    fn at(dir: BorrowedFd<'_>, name: &OsStr) -> Self {
+        XattrsOf::Path(proc_path(dir, name))
+    }
+
+    fn list(&self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrsOf::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+            XattrsOf::Path(p) => rustix::fs::llistxattr(p, buf),
+        }
+    }
+
+    fn list_query(&self) -> rustix::io::Result<usize> {
+        match self {
+            XattrsOf::Fd(fd) => rustix::fs::flistxattr_query(fd),
+            XattrsOf::Path(p) => rustix::fs::llistxattr_query(p),
+        }
+    }
+
+    fn get(&self, name: &OsStr, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrsOf::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+            XattrsOf::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+        }
+    }
+
+    fn get_query(&self, name: &OsStr) -> rustix::io::Result<usize> {
+        match self {
+            XattrsOf::Fd(fd) => rustix::fs::fgetxattr_query(fd, name),
+            XattrsOf::Path(p) => rustix::fs::lgetxattr_query(p, name),
+        }
+    }
 }
 
 fn fs_error(operation: &'static str, path: PathBuf) -> impl FnOnce(io::Error) -> WriteError {
@@ -187,15 +269,17 @@ impl<W: Write> TreeWriter<'_, W> {
         tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)
     }
 
-    fn xattrs(&self, dir: BorrowedFd<'_>, name: &OsStr, rel: &Path) -> Result<Xattrs, WriteError> {
-        let proc = proc_path(dir, name);
+    /// The xattrs of an entry: read through its own fd when the entry is open (a regular file
+    /// or a directory: no path lookup), else through its parent's fd and its name.
+    fn xattrs(&self, at: XattrsOf<'_>, rel: &Path) -> Result<Xattrs, WriteError> {
         let err = |op| fs_error(op, self.host_path(rel));
         let mut list = vec![0u8; 1024];
         let len = loop {
-            match rustix::fs::llistxattr(&proc, &mut list[..]) {
+            match at.list(&mut list[..]) {
                 Ok(n) => break n,
                 Err(rustix::io::Errno::RANGE) => {
-                    let needed = rustix::fs::llistxattr_query(&proc)
+                    let needed = at
+                        .list_query()
                         .map_err(|e| err("listing xattrs of")(e.into()))?;
                     list.resize(needed.max(list.len() * 2), 0);
                 }
@@ -228,10 +312,11 @@ impl<W: Write> TreeWriter<'_, W> {
             let key_os = OsStr::from_bytes(key);
             let mut value = vec![0u8; 256];
             let n = loop {
-                match rustix::fs::lgetxattr(&proc, key_os, &mut value[..]) {
+                match at.get(key_os, &mut value[..]) {
                     Ok(n) => break n,
                     Err(rustix::io::Errno::RANGE) => {
-                        let needed = rustix::fs::lgetxattr_query(&proc, key_os)
+                        let needed = at
+                            .get_query(key_os)
                             .map_err(|e| err("reading xattr of")(e.into()))?;
                         value.resize(needed.max(value.len() * 2), 0);
                     }
@@ -331,7 +416,28 @@ impl<W: Write> TreeWriter<'_, W> {
         if file_type == FileType::Socket {
             return Ok(None);
         }
-        let xattrs = self.xattrs(dir, name, &rel)?;
+        // Directories and regular files are opened first so their xattrs are read through
+        // the fd, without another path lookup.
+        let opened = match file_type {
+            FileType::Directory => Some(
+                open_child_dir(dir, name)
+                    .map_err(|e| fs_error("opening directory", self.host_path(&rel))(e))?,
+            ),
+            FileType::RegularFile => Some(
+                rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| fs_error("opening", self.host_path(&rel))(e.into()))?,
+            ),
+            _ => None,
+        };
+        let xattrs = match &opened {
+            Some(fd) => self.xattrs(XattrsOf::Fd(fd.as_fd()), &rel)?,
+            None => self.xattrs(XattrsOf::at(dir, name), &rel)?,
+        };
         let mut header = EntryHeader {
             name: path.to_vec(),
             kind: Kind::Regular,
@@ -345,8 +451,8 @@ impl<W: Write> TreeWriter<'_, W> {
             dev_minor: 0,
             xattrs: xattrs.kept,
         };
-        match file_type {
-            FileType::Directory => {
+        match (file_type, opened) {
+            (FileType::Directory, Some(child)) => {
                 header.kind = Kind::Directory;
                 header.name.push(b'/');
                 tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)?;
@@ -355,11 +461,9 @@ impl<W: Write> TreeWriter<'_, W> {
                     marker.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
                     self.marker(&marker)?;
                 }
-                let child = open_child_dir(dir, name)
-                    .map_err(|e| fs_error("opening directory", self.host_path(&rel))(e))?;
                 return Ok(Some(child));
             }
-            FileType::RegularFile => {
+            (FileType::RegularFile, Some(fd)) => {
                 if st.st_nlink > 1 {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key) {
@@ -370,18 +474,14 @@ impl<W: Write> TreeWriter<'_, W> {
                     }
                     self.links.insert(key, path.to_vec());
                 }
-                let fd = rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| fs_error("opening", self.host_path(&rel))(e.into()))?;
                 header.size = st.st_size as u64;
                 tarfmt::write_header(&mut self.out, &header).map_err(WriteError::Write)?;
                 self.copy_data(fd, header.size, &rel)?;
                 return Ok(None);
             }
+            _ => {}
+        }
+        match file_type {
             FileType::Symlink => {
                 header.kind = Kind::Symlink;
                 header.link_name = rustix::fs::readlinkat(dir, name, Vec::new())

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::list_tar;
-use strata_layer::{WriteError, WriteOptions, apply_layer, write_layer, write_overlay_diff};
+use strata_layer::{
+    WriteError, WriteOptions, apply_layer, write_layer, write_overlay_diff,
+    write_overlay_diff_unhashed,
+};
 
 fn set_mtime(path: &Path, secs: i64, nanos: i64) {
     let ts = rustix::fs::Timespec {
@@ -374,6 +377,12 @@ fn overlay_upperdir_becomes_an_oci_diff() {
     let mut diff = Vec::new();
     let info = write_overlay_diff(&upper, &mut diff, &WriteOptions::default()).unwrap();
     assert_eq!(info.diff_id, strata_image::Digest::of(&diff));
+    // The unhashed variant (for an ingest that digests by itself) writes the same bytes.
+    let mut unhashed = Vec::new();
+    let size =
+        write_overlay_diff_unhashed(&upper, &mut unhashed, &WriteOptions::default()).unwrap();
+    assert_eq!(unhashed, diff);
+    assert_eq!(size, info.size);
     let expected = vec![
         "bin/ dir 755 0:0".to_string(),
         "bin/tool file 4755 0:0 size=8".into(),

@@ -12,6 +12,18 @@
 //! - Hard links between copied files are recreated as hard links.
 //! - An existing destination directory that is the copy root keeps its metadata (only its
 //!   times are set from the source), as BuildKit's `overwriteTargetMetadata=false`.
+//!
+//! Incremental copies ([`copy_source_tracked`] with a [`PreviousCopy`]): when the same COPY ran
+//! on the same parent before and only some sources changed, a regular file whose source is
+//! unchanged (same inode, same ctime — which any change of content, mode, owner or xattrs
+//! moves — and same content digest) and whose copy in the previous, committed snapshot carries
+//! exactly the mode, owner, size and mtime this copy would give it, is not copied: it is
+//! hard-linked from that snapshot into the new upper directory once the view is unmounted
+//! ([`link_previous`]). Committed snapshots are never written to (a later step's changes go to
+//! its own upper directory, copied up by overlayfs or diffed by the copying snapshotter), so
+//! sharing their inodes is safe, and the layer written from the new upper directory is
+//! byte-identical to a full copy's. Only files in directories this copy created are linked, so
+//! nothing of the parent layers is shadowed differently.
 
 use crate::copy::CopyError;
 use crate::copy::fsops::{self, DestRoot};
@@ -20,8 +32,11 @@ use crate::copy::resolve::{Item, ResolvedSource};
 use crate::paths;
 use crate::source::{self, DirTree, FileKind, FileMeta, SourceTree};
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use std::collections::HashMap;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use strata_image::Digest;
 
 /// How copied entries are owned, permissioned and timed.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +62,98 @@ pub struct CopyStats {
     pub symlinks: u64,
     /// Hard links created.
     pub hardlinks: u64,
+    /// Regular files left to hard-link from the previous result instead of being copied.
+    pub reused: u64,
+}
+
+/// What a copied regular file was copied from: the file is unchanged while the same inode
+/// has the same ctime (moved by any change of content, mode, owner or xattrs) and the same
+/// content digest (which also covers a change within the ctime's granularity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// Device of the source file.
+    pub dev: u64,
+    /// Inode of the source file.
+    pub ino: u64,
+    /// Its ctime in nanoseconds.
+    pub ctime_ns: i64,
+    /// Its content digest.
+    pub digest: Digest,
+}
+
+/// The previous result of the same copy on the same parent: a committed snapshot (an overlay
+/// diff, never written to) and what its regular files were copied from.
+#[derive(Debug, Clone, Default)]
+pub struct PreviousCopy {
+    /// The snapshot directory.
+    pub snapshot: PathBuf,
+    /// Source identities by destination path (rootfs-relative, no leading `/`).
+    pub files: HashMap<String, SourceIdentity>,
+}
+
+/// What a tracked copy did and what it leaves to do once the view is unmounted.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOutcome {
+    /// Counters.
+    pub stats: CopyStats,
+    /// Destination paths to hard-link from the previous snapshot, parents before children.
+    pub links: Vec<String>,
+    /// Directory (path, atime ns, mtime ns) in creation order, for setting their times again
+    /// after the links changed them.
+    pub dir_times: Vec<(String, i64, i64)>,
+    /// The regular files copied or linked whose source identity is known: the next build's
+    /// [`PreviousCopy::files`].
+    pub files: Vec<(String, SourceIdentity)>,
+}
+
+/// Directories of a committed snapshot opened one at a time (files come directory by
+/// directory), without following symlinks and without leaving the snapshot.
+struct SnapshotDirs {
+    root: OwnedFd,
+    current: Option<(String, Option<OwnedFd>)>,
+}
+
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS);
+
+impl SnapshotDirs {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let root = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            root,
+            current: None,
+        })
+    }
+
+    /// The directory `rel`, or `None` when the snapshot has no such directory.
+    fn dir(&mut self, rel: &str) -> std::io::Result<Option<&OwnedFd>> {
+        if self.current.as_ref().is_none_or(|(r, _)| r != rel) {
+            let fd = match rustix::fs::openat2(
+                &self.root,
+                if rel.is_empty() { "." } else { rel },
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                BENEATH,
+            ) {
+                Ok(fd) => Some(fd),
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => None,
+                Err(e) => return Err(e.into()),
+            };
+            self.current = Some((rel.to_string(), fd));
+        }
+        Ok(self.current.as_ref().and_then(|(_, fd)| fd.as_ref()))
+    }
+}
+
+/// Incremental-copy state of a [`Copier`].
+struct Tracking<'a> {
+    previous: Option<(&'a PreviousCopy, SnapshotDirs)>,
+
+    links: Vec<String>,
+    files: Vec<(String, SourceIdentity)>,
 }
 
 struct Copier<'a> {
@@ -59,6 +166,11 @@ struct Copier<'a> {
     /// directory's mtime), in creation order.
     dir_times: Vec<(String, i64, i64)>,
     stats: CopyStats,
+    /// Directories this copy created. They held nothing before, and each path of a source is
+    /// written once, so an entry in them needs no check for something already there, and
+    /// nothing of the parent layers is below it.
+    created: HashSet<String>,
+    tracking: Option<Tracking<'a>>,
 }
 
 /// Copies `source` into `root` at `dest` (rootfs-absolute; a trailing `/` marks a directory).
@@ -69,6 +181,47 @@ pub fn copy_source(
     dest: &str,
     attrs: &Attributes,
 ) -> Result<CopyStats, CopyError> {
+    copy_source_impl(root, tree, source, dest, attrs, None).map(|o| o.stats)
+}
+
+/// [`copy_source`], also recording where every regular file came from and, given the
+/// previous result of the same copy on the same parent, leaving unchanged files to be linked
+/// from it by [`link_previous`] once the view is unmounted (see the module docs).
+///
+/// The links are decided per destination path, so `previous` must only be given for a copy
+/// of exactly one source (two sources could write the same path).
+pub fn copy_source_tracked(
+    root: &DestRoot,
+    tree: &dyn SourceTree,
+    source: &ResolvedSource,
+    dest: &str,
+    attrs: &Attributes,
+    previous: Option<&PreviousCopy>,
+) -> Result<CopyOutcome, CopyError> {
+    let previous = match previous {
+        Some(p) => match SnapshotDirs::open(&p.snapshot) {
+            Ok(dirs) => Some((p, dirs)),
+            // A pruned previous snapshot only means a full copy.
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let tracking = Tracking {
+        previous,
+        links: Vec::new(),
+        files: Vec::new(),
+    };
+    copy_source_impl(root, tree, source, dest, attrs, Some(tracking))
+}
+
+fn copy_source_impl<'a>(
+    root: &'a DestRoot,
+    tree: &'a dyn SourceTree,
+    source: &ResolvedSource,
+    dest: &str,
+    attrs: &'a Attributes,
+    tracking: Option<Tracking<'a>>,
+) -> Result<CopyOutcome, CopyError> {
     let parent_owner = attrs.chown.unwrap_or((0, 0));
     let dest_tree = DirTree::new(root.path());
     // fsutil: ensure the destination (a trailing slash) or its parent exists.
@@ -78,7 +231,15 @@ pub fn copy_source(
         paths::dir(dest)
     };
     let ensure_rel = source::resolve_for_create(&dest_tree, &ensure)?;
+    let ensure_existed = root
+        .lstat(&ensure_rel)
+        .map_err(|e| dest_io(&ensure_rel, e))?
+        .is_some();
     root.mkdir_all(&ensure_rel, parent_owner)?;
+    let mut created = HashSet::new();
+    if !ensure_existed {
+        created.insert(ensure_rel.trim_end_matches('/').to_string());
+    }
 
     // The destination itself, symlinks followed in-root (BuildKit's fs.RootPath).
     let mut target = source::resolve_for_create(&dest_tree, dest.trim_end_matches('/'))?;
@@ -98,6 +259,9 @@ pub fn copy_source(
         parent_of(&target)
     };
     root.mkdir_all(&parent_dir, parent_owner)?;
+    if src_is_dir && existing.is_none() {
+        created.insert(target.clone());
+    }
 
     let mut copier = Copier {
         root,
@@ -106,6 +270,8 @@ pub fn copy_source(
         inodes: HashMap::new(),
         dir_times: Vec::new(),
         stats: CopyStats::default(),
+        created,
+        tracking,
     };
     if src_is_dir {
         copier.copy_dir_root(source, &target)?;
@@ -115,7 +281,106 @@ pub fn copy_source(
         copier.copy_entry(&parent_fd, parent, name, &source.root, &source.root_meta)?;
     }
     copier.finish_dirs()?;
-    Ok(copier.stats)
+    let (links, files) = match copier.tracking {
+        Some(t) => (t.links, t.files),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(CopyOutcome {
+        stats: copier.stats,
+        links,
+        dir_times: copier.dir_times,
+        files,
+    })
+}
+
+/// Finishes an incremental copy in the unmounted upper directory `upper`: hard-links every
+/// file of `outcome.links` from the previous snapshot `previous`, then sets the times of the
+/// directories the links changed back to what the copy gave them.
+pub fn link_previous(
+    upper: &Path,
+    previous: &Path,
+    outcome: &CopyOutcome,
+) -> Result<(), CopyError> {
+    if outcome.links.is_empty() {
+        return Ok(());
+    }
+    let io = |rel: &str, source| CopyError::DestIo {
+        path: format!("/{rel}"),
+        source,
+    };
+    let mut from = SnapshotDirs::open(previous).map_err(|e| io("", e))?;
+    let mut to = SnapshotDirs::open(upper).map_err(|e| io("", e))?;
+    let mut touched: HashSet<&str> = HashSet::new();
+    for rel in &outcome.links {
+        let (parent, name) = split(rel);
+        let missing = || io(rel, std::io::ErrorKind::NotFound.into());
+        let from_dir = from
+            .dir(parent)
+            .map_err(|e| io(parent, e))?
+            .ok_or_else(missing)?;
+        let to_dir = to
+            .dir(parent)
+            .map_err(|e| io(parent, e))?
+            .ok_or_else(missing)?;
+        rustix::fs::linkat(from_dir, name, to_dir, name, AtFlags::empty())
+            .map_err(|e| errno_io(rel, e))?;
+        touched.insert(parent);
+    }
+    for (rel, atime, mtime) in outcome.dir_times.iter().rev() {
+        if !touched.contains(rel.as_str()) {
+            continue;
+        }
+        let fd = rustix::fs::openat2(
+            &to.root,
+            if rel.is_empty() { "." } else { rel.as_str() },
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            BENEATH,
+        )
+        .map_err(|e| errno_io(rel, e))?;
+        rustix::fs::futimens(&fd, &fsops::timestamps(*atime, *mtime))
+            .map_err(|e| errno_io(rel, e))?;
+    }
+    Ok(())
+}
+
+/// [`crate::copy::execute`] with tracking: a copy of exactly one source without archive
+/// unpacking records where its files came from and, given `previous`, leaves unchanged files to
+/// [`link_previous`]; any other copy is executed as usual and reports only its counters.
+pub fn execute_tracked(
+    rootfs: &Path,
+    tree: &dyn SourceTree,
+    copy: &crate::copy::PreparedCopy,
+    previous: Option<&PreviousCopy>,
+) -> Result<CopyOutcome, CopyError> {
+    let [source] = copy.sources.as_slice() else {
+        return crate::copy::execute(rootfs, tree, copy).map(untracked);
+    };
+    if copy.unpack {
+        return crate::copy::execute(rootfs, tree, copy).map(untracked);
+    }
+    let root = DestRoot::open(rootfs).map_err(|source| CopyError::Root {
+        path: rootfs.to_path_buf(),
+        source,
+    })?;
+    let chown = copy
+        .chown
+        .as_deref()
+        .map(|spec| crate::copy::owner::resolve_chown(&root, spec))
+        .transpose()?;
+    let attrs = Attributes {
+        chown,
+        chmod: copy.chmod.clone(),
+        mtime_ns: None,
+    };
+    copy_source_tracked(&root, tree, source, &copy.dest, &attrs, previous)
+}
+
+fn untracked(stats: CopyStats) -> CopyOutcome {
+    CopyOutcome {
+        stats,
+        ..CopyOutcome::default()
+    }
 }
 
 fn parent_of(rel: &str) -> String {
@@ -182,6 +447,9 @@ impl Copier<'_> {
             let parent_fd = self.root.open_dir(parent).map_err(|e| dest_io(parent, e))?;
             self.ensure_dir(&parent_fd, target, name)?
         };
+        if created {
+            self.created.insert(target.to_string());
+        }
         let dir_fd = self.root.open_dir(target).map_err(|e| dest_io(target, e))?;
         if created {
             self.apply_metadata(&dir_fd, target, &source.root, &source.root_meta)?;
@@ -210,6 +478,9 @@ impl Copier<'_> {
             .map_err(|e| dest_io(parent, e))?;
         if item.meta.is_dir() {
             let created = self.ensure_dir(&parent_fd, &dest_rel, name)?;
+            if created {
+                self.created.insert(dest_rel.clone());
+            }
             if !item.implicit || created {
                 let fd = rustix::fs::openat(
                     &parent_fd,
@@ -236,6 +507,18 @@ impl Copier<'_> {
         dest_rel: &str,
         name: &str,
     ) -> Result<bool, CopyError> {
+        // In a directory this copy created, only the copy root can already be there (made
+        // with its parents): try creating first.
+        if self.created.contains(split(dest_rel).0) {
+            match rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o700)) {
+                Ok(()) => {
+                    self.stats.dirs += 1;
+                    return Ok(true);
+                }
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(errno_io(dest_rel, e)),
+            }
+        }
         match rustix::fs::statat(parent_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(false),
             Ok(_) => Err(CopyError::NotADirectory {
@@ -261,8 +544,13 @@ impl Copier<'_> {
         meta: &FileMeta,
     ) -> Result<(), CopyError> {
         let dest_rel = join_rel(parent, name);
+        let existing = if self.created.contains(parent) {
+            Err(rustix::io::Errno::NOENT)
+        } else {
+            rustix::fs::statat(parent_fd, name, AtFlags::SYMLINK_NOFOLLOW)
+        };
         // fsutil's ensureEmptyFileTarget: a directory is never replaced by a file.
-        match rustix::fs::statat(parent_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match existing {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 return Err(CopyError::ReplaceDirectoryWithFile {
                     path: format!("/{dest_rel}"),
@@ -285,6 +573,10 @@ impl Copier<'_> {
                     rustix::fs::linkat(&first_fd, "", parent_fd, name, AtFlags::EMPTY_PATH)
                         .map_err(|e| errno_io(&dest_rel, e))?;
                     self.stats.hardlinks += 1;
+                    return Ok(());
+                }
+                if self.track_file(parent, name, &dest_rel, src, meta)? {
+                    self.stats.reused += 1;
                     return Ok(());
                 }
                 let fd = rustix::fs::openat(
@@ -374,6 +666,66 @@ impl Copier<'_> {
             FileKind::Dir => {}
         }
         Ok(())
+    }
+
+    /// Records where a regular file comes from (when tracking) and decides whether it is
+    /// linked from the previous result instead of copied: true means "leave it to
+    /// [`link_previous`]".
+    fn track_file(
+        &mut self,
+        parent: &str,
+        name: &str,
+        dest_rel: &str,
+        src: &str,
+        meta: &FileMeta,
+    ) -> Result<bool, CopyError> {
+        let owner = self.owner(meta);
+        let perms = self.perms(meta);
+        let (_, mtime) = self.times(meta);
+        let Some(t) = self.tracking.as_mut() else {
+            return Ok(false);
+        };
+        // A multiply-linked source keeps its links through the copier's inode map, and a
+        // directory that was already there may hold something of the parent: copy those.
+        if meta.nlink != 1 || !self.created.contains(parent) {
+            return Ok(false);
+        }
+        let digest = match self.tree.content_digest(src) {
+            Some(result) => result.map_err(|e| CopyError::SourceIo {
+                path: format!("/{src}"),
+                source: e,
+            })?,
+            None => return Ok(false),
+        };
+        let identity = SourceIdentity {
+            dev: meta.dev,
+            ino: meta.ino,
+            ctime_ns: meta.ctime_ns,
+            digest,
+        };
+        let reuse = match t.previous.as_mut() {
+            Some((previous, dirs)) if previous.files.get(dest_rel) == Some(&identity) => match dirs
+                .dir(parent)
+            {
+                Ok(Some(dir)) => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => {
+                        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                            && st.st_size as u64 == meta.size
+                            && st.st_mode & 0o7777 == perms
+                            && (st.st_uid, st.st_gid) == owner
+                            && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == mtime
+                    }
+                    Err(_) => false,
+                },
+                _ => false,
+            },
+            _ => false,
+        };
+        t.files.push((dest_rel.to_string(), identity));
+        if reuse {
+            t.links.push(dest_rel.to_string());
+        }
+        Ok(reuse)
     }
 
     /// Owner, then mode (chown clears setuid bits, so the order matters), then xattrs.

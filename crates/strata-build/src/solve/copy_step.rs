@@ -1,12 +1,21 @@
 //! COPY and ADD as build steps: sources split by kind (context or `--from`, URLs, heredocs),
 //! the cache key from their content, and the copy into a writable view.
+//!
+//! A COPY from the build context also leaves a second, "previous result" record keyed like its
+//! cache key but without the content checksum (parent key, instruction, destination, flags):
+//! the layer it produced and where each of its regular files came from (a blob of
+//! [`SourceIdentity`] entries). When the exact key misses because some sources changed, the
+//! copy links every unchanged file from that result's committed snapshot instead of copying
+//! its bytes (see [`crate::copy::apply`]); the layer is the same as a full copy's.
 
+use super::cache::StepResult;
 use super::cache::{self, KeyBuilder};
 use super::history;
-use super::layer::{Layer, ReadView};
+use super::layer::{Layer, ReadView, WritableView};
 use super::run::tempdir_in;
 use super::stage::*;
 use super::{BaseSource, BuildError, Shared};
+use crate::copy::apply::{self, CopyOutcome, PreviousCopy, SourceIdentity};
 use crate::copy::{self, CopySpec, SelectOptions};
 use crate::source::{DirTree, SourceTree};
 use std::sync::Arc;
@@ -88,6 +97,8 @@ pub(super) fn copy_step<'a>(
             .list("exclude", &copy.exclude)
             .field("parents", &copy.parents.to_string())
             .field("unpack", &format!("{:?}", copy.unpack));
+        // The key of the previous-result record: everything but the sources' content.
+        let previous_base = key.clone().field("previous-result", "");
         let mut from_view: Option<ReadView> = None;
         let mut from_tree: Option<DirTree> = None;
         if !paths.is_empty() {
@@ -154,6 +165,14 @@ pub(super) fn copy_step<'a>(
             key = key.field("heredocs", &copy::checksum(&tree, &prepared)?.to_string());
             Some((tree, names))
         };
+        // Only a COPY of context paths alone is incremental; `previous_key` is its record of
+        // the previous result.
+        let incremental = !is_add
+            && copy.from.is_none()
+            && urls.is_empty()
+            && heredocs.is_empty()
+            && !paths.is_empty();
+        let previous_key = incremental.then(|| previous_base.finish());
         let key = key.finish();
         if let Some((result, time)) = lookup(shared, &key) {
             state.time = time;
@@ -162,6 +181,16 @@ pub(super) fn copy_step<'a>(
         }
 
         let context = shared.context.clone();
+        if let Some(previous_key) = previous_key {
+            let spec = spec(paths.clone());
+            drop(scratch);
+            let result = incremental_copy(shared, state, context, spec, &previous_key).await?;
+            let time = chrono::Utc::now();
+            cache::record(&shared.store, &key, &result, time)?;
+            state.time = time;
+            apply_result(shared, state, key, &result, created_by);
+            return Ok(false);
+        }
         let mut jobs: Vec<(Box<dyn SourceTree + Send>, CopySpec)> = Vec::new();
         if !paths.is_empty() {
             match from_tree.take() {
@@ -198,6 +227,141 @@ pub(super) fn copy_step<'a>(
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })
+}
+
+/// A COPY of context paths: unchanged files of the previous result of the same instruction
+/// on the same parent (the record under `previous_key`) are linked, not copied, and this
+/// result becomes the record.
+async fn incremental_copy(
+    shared: &Arc<Shared>,
+    state: &StageState,
+    context: Arc<crate::context::BuildContext>,
+    spec: CopySpec,
+    previous_key: &Digest,
+) -> Result<StepResult, BuildError> {
+    let store = shared.store.clone();
+    let snapshotter = shared.snapshotter.clone();
+    let layers = state.layers.clone();
+    let use_previous = !shared.options.no_cache;
+    let key = *previous_key;
+    let (view, previous) = tokio::task::spawn_blocking(move || {
+        let previous = if use_previous {
+            load_previous(&store, &key)
+        } else {
+            None
+        };
+        WritableView::prepare(&store, snapshotter.as_ref(), &layers).map(|v| (v, previous))
+    })
+    .await
+    .map_err(join_error)??;
+    let root = view.root().to_path_buf();
+    let previous = Arc::new(previous);
+    let prev = previous.clone();
+    let copied = tokio::task::spawn_blocking(move || -> Result<CopyOutcome, BuildError> {
+        let tree = ContextRef(context);
+        let prepared = copy::prepare(&tree, &spec)?;
+        Ok(apply::execute_tracked(
+            &root,
+            &tree,
+            &prepared,
+            prev.as_ref().as_ref(),
+        )?)
+    })
+    .await
+    .map_err(join_error)?;
+    let outcome = match copied {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            view.discard(shared.snapshotter.as_ref());
+            return Err(e);
+        }
+    };
+    tracing::debug!(
+        copied = outcome.stats.files,
+        linked = outcome.stats.reused,
+        "incremental copy"
+    );
+    let store = shared.store.clone();
+    let snapshotter = shared.snapshotter.clone();
+    let parent = state.last_chain();
+    let sde = shared.options.source_date_epoch;
+    let key = *previous_key;
+    tokio::task::spawn_blocking(move || -> Result<StepResult, BuildError> {
+        let layer = view.commit_with(
+            &store,
+            snapshotter.as_ref(),
+            parent.as_ref(),
+            sde,
+            |upper| match previous.as_ref() {
+                Some(p) => Ok(apply::link_previous(upper, &p.snapshot, &outcome)?),
+                None => Ok(()),
+            },
+        )?;
+        Ok(match layer {
+            Some(layer) => {
+                record_previous(&store, &key, &layer, &outcome.files)?;
+                StepResult::Layer(layer)
+            }
+            None => StepResult::Empty,
+        })
+    })
+    .await
+    .map_err(join_error)?
+}
+
+/// The record of a COPY's previous result: its layer and the blob of where its files came
+/// from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PreviousRecord {
+    layer: Layer,
+    files: Digest,
+}
+
+/// The previous result under `key`, if it and its snapshot are still there. Anything missing
+/// or unreadable only means a full copy.
+fn load_previous(store: &strata_store::Store, key: &Digest) -> Option<PreviousCopy> {
+    let record = store.cache_get(key).ok()??;
+    let record: PreviousRecord = serde_json::from_value(record.payload).ok()?;
+    let snapshot = store.snapshot(&record.layer.chain_id).ok()??;
+    let bytes = store.read_blob(&record.files).ok()?;
+    let files: Vec<(String, SourceIdentity)> = serde_json::from_slice(&bytes).ok()?;
+    Some(PreviousCopy {
+        snapshot: snapshot.dir,
+        files: files.into_iter().collect(),
+    })
+}
+
+/// Makes `layer` (with where its files came from) the previous result under `key`.
+fn record_previous(
+    store: &strata_store::Store,
+    key: &Digest,
+    layer: &Layer,
+    files: &[(String, SourceIdentity)],
+) -> Result<(), strata_store::StoreError> {
+    // Serializing these plain types cannot fail; if it ever did, the next build would simply
+    // copy everything.
+    let Ok(bytes) = serde_json::to_vec(files) else {
+        return Ok(());
+    };
+    if files.is_empty() {
+        return Ok(());
+    }
+    let blob = store.put_blob(&bytes)?;
+    let Ok(payload) = serde_json::to_value(PreviousRecord {
+        layer: layer.clone(),
+        files: blob,
+    }) else {
+        return Ok(());
+    };
+    store.cache_put(
+        key,
+        &strata_store::CacheRecord {
+            payload,
+            blobs: vec![layer.blob, blob],
+            chain_ids: vec![layer.chain_id],
+            created: chrono::Utc::now(),
+        },
+    )
 }
 
 /// The build context as an owned, sendable source tree.

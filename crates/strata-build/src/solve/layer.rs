@@ -136,16 +136,32 @@ impl WritableView {
     /// Ends the view and turns its changes into a layer on top of `parent` (the chain id of the
     /// last layer below, if any): `None` when nothing changed.
     pub fn commit(
-        mut self,
+        self,
         store: &Store,
         snapshotter: &dyn Snapshotter,
         parent: Option<&Digest>,
         source_date_epoch: Option<i64>,
     ) -> Result<Option<Layer>, BuildError> {
+        self.commit_with(store, snapshotter, parent, source_date_epoch, |_| Ok(()))
+    }
+
+    /// [`WritableView::commit`], with `finish` run on the upper directory once the view is
+    /// unmounted and before the directory becomes the layer: for changes made in the upper
+    /// directory itself, such as files hard-linked from another snapshot (overlayfs cannot link
+    /// across its mount, and the upper directory must not change while it is mounted).
+    pub fn commit_with(
+        mut self,
+        store: &Store,
+        snapshotter: &dyn Snapshotter,
+        parent: Option<&Digest>,
+        source_date_epoch: Option<i64>,
+        finish: impl FnOnce(&Path) -> Result<(), BuildError>,
+    ) -> Result<Option<Layer>, BuildError> {
         if let Some(active) = self.active.take() {
             snapshotter.commit(active)?;
         }
         let upper = self.prepared.dir.clone();
+        finish(&upper)?;
         let empty = std::fs::read_dir(&upper)
             .map_err(|source| BuildError::Io {
                 path: upper.clone(),
@@ -161,14 +177,16 @@ impl WritableView {
             source_date_epoch,
             exclude: None,
         };
-        let info = strata_layer::write_overlay_diff(&upper, &mut ingest, &opts)?;
-        let (blob, blob_size) = ingest.commit(Some((info.diff_id, info.size)))?;
-        let chain = chain_id(parent, &info.diff_id);
-        store.commit_snapshot(self.prepared, chain, info.diff_id, parent.copied())?;
+        // The layer is stored uncompressed, so the ingest's digest of it is the diff_id: the
+        // tar is digested once, by the ingest.
+        strata_layer::write_overlay_diff_unhashed(&upper, &mut ingest, &opts)?;
+        let (diff_id, blob_size) = ingest.commit(None)?;
+        let chain = chain_id(parent, &diff_id);
+        store.commit_snapshot(self.prepared, chain, diff_id, parent.copied())?;
         Ok(Some(Layer {
-            diff_id: info.diff_id,
+            diff_id,
             chain_id: chain,
-            blob,
+            blob: diff_id,
             blob_size,
             media_type: strata_image::media::OCI_LAYER.to_string(),
         }))
