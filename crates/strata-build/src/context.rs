@@ -818,4 +818,65 @@ mod tests {
         );
         assert!(ctx.lstat("a.txt/x").unwrap().is_none());
     }
+
+    /// The parallel walk with `.dockerignore` exceptions agrees with the path-by-path rule:
+    /// a path is in the context if it is not excluded, or if it is a directory holding
+    /// something that is.
+    #[test]
+    fn dockerignore_in_a_wide_tree_matches_the_path_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in 0..24 {
+            for f in 0..8 {
+                let ext = if f % 3 == 0 { "log" } else { "txt" };
+                write(root, &format!("d{d}/s{}/f{f}.{ext}", d % 4), "x");
+            }
+        }
+        write(root, "keep/deep/a.log", "k");
+        let cases = [
+            "*.log\n",
+            "d1*\n!d1*/s1/f3.txt\n",
+            "**/*.log\n!keep/**\n",
+            "d*\n!d2/s2\n!**/f7.txt\n",
+            "*\n!d5/s1/f4.txt\n",
+        ];
+        for text in cases {
+            let patterns = parse_ignore_file(text);
+            let m = PatternMatcher::new(&patterns).unwrap();
+            let ctx = BuildContext::scan(root, &m, None).unwrap();
+            let got: std::collections::BTreeSet<String> =
+                ctx.entries().into_iter().map(|(p, _)| p).collect();
+
+            // Oracle: every path on disk, decided bottom-up.
+            let mut all: Vec<(String, bool)> = Vec::new();
+            let mut stack = vec![String::new()];
+            while let Some(rel) = stack.pop() {
+                for entry in std::fs::read_dir(root.join(&rel)).unwrap() {
+                    let name = entry.unwrap().file_name().into_string().unwrap();
+                    let child = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    let is_dir = root.join(&child).is_dir();
+                    if is_dir {
+                        stack.push(child.clone());
+                    }
+                    all.push((child, is_dir));
+                }
+            }
+            all.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+            let mut expected = std::collections::BTreeSet::new();
+            for (path, is_dir) in &all {
+                let kept_inside = *is_dir
+                    && expected
+                        .iter()
+                        .any(|e: &String| e.starts_with(&format!("{path}/")));
+                if !m.matches_or_parent_matches(path) || kept_inside {
+                    expected.insert(path.clone());
+                }
+            }
+            assert_eq!(got, expected, "{text:?}");
+        }
+    }
 }

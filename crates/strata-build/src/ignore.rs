@@ -328,9 +328,22 @@ impl PatternMatcher {
         path: &str,
         parent: &MatchInfo,
     ) -> (bool, MatchInfo) {
-        let mut info = MatchInfo {
-            parent_matched: vec![false; self.patterns.len()],
-        };
+        let mut info = MatchInfo::default();
+        let matched = self.matches_using_parent_results_into(path, parent, &mut info);
+        (matched, info)
+    }
+
+    /// [`Self::matches_using_parent_results`] writing the path's [`MatchInfo`] into `info`,
+    /// whose buffer is reused: a walk keeps one for the files of a directory and copies it
+    /// only for subdirectories.
+    pub fn matches_using_parent_results_into(
+        &self,
+        path: &str,
+        parent: &MatchInfo,
+        info: &mut MatchInfo,
+    ) -> bool {
+        info.parent_matched.clear();
+        info.parent_matched.resize(self.patterns.len(), false);
         let parent_known = parent.parent_matched.len() == self.patterns.len();
         let mut matched = false;
         for (i, pattern) in self.patterns.iter().enumerate() {
@@ -353,7 +366,7 @@ impl PatternMatcher {
                 matched = !pattern.exclusion;
             }
         }
-        (matched, info)
+        matched
     }
 
     /// For an excluded directory: whether the walk must still descend because an exception

@@ -290,6 +290,8 @@ fn read_dir(
     };
     let mut child_infos: Vec<(u32, MatchInfo)> = Vec::new();
     let mut path = String::new();
+    // The match info of the current entry; kept (cloned) only for directories.
+    let mut scratch = MatchInfo::default();
     let mut raw = RawDir::new(fd, buf);
     while let Some(entry) = raw.next() {
         let entry = entry.map_err(|e| io(&dir.rel, e))?;
@@ -324,11 +326,10 @@ fn read_dir(
             Err(e) => return Err(io(&child_path(&dir.rel, name), e)),
         };
         let is_dir = u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR;
-        let (excluded, child_info) = if filtering {
-            shared.ignore.matches_using_parent_results(&path, info)
-        } else {
-            (false, MatchInfo::default())
-        };
+        let excluded = filtering
+            && shared
+                .ignore
+                .matches_using_parent_results_into(&path, info, &mut scratch);
         if excluded && !(is_dir && shared.ignore.may_reinclude_under(&path)) {
             continue;
         }
@@ -342,8 +343,8 @@ fn read_dir(
         let name_at = dir.names.len() as u32;
         dir.names.push_str(name);
         dir.names.push('\0');
-        if is_dir {
-            child_infos.push((name_at, child_info));
+        if is_dir && filtering {
+            child_infos.push((name_at, scratch.clone()));
         }
         dir.entries.push(Node {
             name_at,

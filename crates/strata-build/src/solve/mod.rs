@@ -360,6 +360,12 @@ pub async fn build(
     .unwrap_or_default();
     let ignore = PatternMatcher::new(&patterns)?;
     let context = BuildContext::scan(&options.context_dir, &ignore, options.stat_cache.as_deref())?;
+    tracing::debug!(
+        entries = context.len(),
+        files_known = context.stats().cache_hits,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "build context scanned"
+    );
     progress(Event::Done {
         vertex: ctx_vertex,
         elapsed: started.elapsed(),
