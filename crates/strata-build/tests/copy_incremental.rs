@@ -1,0 +1,224 @@
+//! Incremental COPY and `COPY --link`, end to end on the busybox fixture with runc and overlay
+//! snapshots (needs root, runc and the fixtures).
+//!
+//! Incremental COPY: when a COPY from the context misses the cache only because some sources
+//! changed, the unchanged files are hard-linked from the previous result's committed snapshot;
+//! the layer must still be byte-identical to a full copy's and the changed files' new content
+//! and metadata must be what the image shows.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use strata_build::progress::{Event, ProgressSink};
+use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
+use strata_image::{Digest, ImageConfig};
+use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
+use strata_store::Store;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(
+        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    executor: Arc<dyn Executor>,
+    snapshotter: Arc<dyn Snapshotter>,
+    context: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
+    let mut sink = store.sink();
+    let loaded =
+        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
+            .unwrap();
+    for image in &loaded {
+        let stored = store.image(&image.manifest_digest).unwrap();
+        for r in &image.refs {
+            store
+                .tag(&r.to_string(), stored.descriptor.clone())
+                .unwrap();
+        }
+    }
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
+    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    Env {
+        _dir: dir,
+        store: Arc::new(store),
+        executor,
+        snapshotter,
+        context,
+    }
+}
+
+impl Env {
+    fn file(&self, rel: &str, content: &str) {
+        let p = self.context.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn options(&self, dockerfile: &str) -> BuildOptions {
+        let mut o = BuildOptions::new(&self.context, dockerfile);
+        o.stat_cache = Some(self.store.root().join("statcache-test"));
+        o
+    }
+
+    async fn build(&self, options: BuildOptions) -> (BuildOutcome, Vec<Event>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink_events = events.clone();
+        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
+        let result: Result<BuildOutcome, BuildError> = solve::build(
+            self.store.clone(),
+            self.executor.clone(),
+            self.snapshotter.clone(),
+            options,
+            sink,
+        )
+        .await;
+        let events = events.lock().unwrap().clone();
+        (result.unwrap_or_else(|e| panic!("{e}")), events)
+    }
+
+    fn diff_ids(&self, outcome: &BuildOutcome) -> Vec<Digest> {
+        ImageConfig::from_slice(&self.store.read_blob(&outcome.config_digest).unwrap())
+            .unwrap()
+            .diff_ids()
+            .unwrap()
+    }
+
+    /// The snapshot directory of the chain made of the image's first `n` layers.
+    fn snapshot_dir(&self, outcome: &BuildOutcome, n: usize) -> PathBuf {
+        let mut chain: Option<Digest> = None;
+        for diff_id in &self.diff_ids(outcome)[..n] {
+            chain = Some(strata_image::chain_id_on(chain.as_ref(), diff_id));
+        }
+        self.store
+            .snapshot(&chain.unwrap())
+            .unwrap()
+            .expect("snapshot of the chain")
+            .dir
+    }
+}
+
+fn cached(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Cached { .. }))
+        .count()
+}
+
+fn ino(dir: &Path, rel: &str) -> u64 {
+    std::fs::symlink_metadata(dir.join(rel)).unwrap().ino()
+}
+
+/// A Dockerfile copying `tree/` onto the root, then checking from inside the image.
+fn dockerfile(checks: &str) -> String {
+    format!("FROM strata-fixtures/busybox:1.35\nCOPY tree/ /\nRUN {checks}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_source_relinks_the_rest_and_gives_the_full_copy_layer() {
+    let env = env();
+    env.file("tree/app/keep.txt", "unchanged\n");
+    env.file("tree/app/deep/er/keep2.txt", "also unchanged\n");
+    env.file("tree/app/deep/change.txt", "old\n");
+    env.file("tree/app/mode.sh", "#!/bin/sh\n");
+    env.file("tree/app/sibling/empty", "");
+    // Source hard links stay hard links (copied, never linked from the previous result).
+    env.file("tree/app/h1", "linked\n");
+    std::fs::hard_link(
+        env.context.join("tree/app/h1"),
+        env.context.join("tree/app/deep/h2"),
+    )
+    .unwrap();
+    let first = dockerfile("test \"$(cat /app/deep/change.txt)\" = old");
+    let (one, _) = env.build(env.options(&first)).await;
+    let one_dir = env.snapshot_dir(&one, 2);
+
+    // One content change and one mode change (the same bytes, a new ctime).
+    env.file("tree/app/deep/change.txt", "new content\n");
+    std::fs::set_permissions(
+        env.context.join("tree/app/mode.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let second = dockerfile(
+        "test \"$(cat /app/deep/change.txt)\" = 'new content' && test -x /app/mode.sh \
+         && test \"$(cat /app/keep.txt)\" = unchanged \
+         && test \"$(cat /app/deep/er/keep2.txt)\" = 'also unchanged' && test -f /app/sibling/empty \
+         && test /app/h1 -ef /app/deep/h2",
+    );
+    let (two, events) = env.build(env.options(&second)).await;
+    assert_eq!(cached(&events), 0, "the COPY key changed with the content");
+    let two_dir = env.snapshot_dir(&two, 2);
+    assert_ne!(one_dir, two_dir);
+    assert_eq!(ino(&two_dir, "app/h1"), ino(&two_dir, "app/deep/h2"));
+
+    // Unchanged files were linked from the previous snapshot, not copied.
+    for rel in ["app/keep.txt", "app/deep/er/keep2.txt", "app/sibling/empty"] {
+        assert_eq!(ino(&one_dir, rel), ino(&two_dir, rel), "{rel} is shared");
+    }
+    // Changed ones (content, or only the mode) were copied.
+    for rel in ["app/deep/change.txt", "app/mode.sh", "app/h1"] {
+        assert_ne!(
+            ino(&one_dir, rel),
+            ino(&two_dir, rel),
+            "{rel} is a new copy"
+        );
+    }
+    // The previous snapshot is untouched.
+    assert_eq!(
+        std::fs::read_to_string(one_dir.join("app/deep/change.txt")).unwrap(),
+        "old\n"
+    );
+    let mode = std::fs::metadata(one_dir.join("app/mode.sh"))
+        .unwrap()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+
+    // The same content built from scratch gives a byte-identical COPY layer.
+    let mut fresh = env.options(&second);
+    fresh.no_cache = true;
+    let (three, _) = env.build(fresh).await;
+    assert_eq!(env.diff_ids(&three)[1], env.diff_ids(&two)[1]);
+    assert_ne!(env.diff_ids(&one)[1], env.diff_ids(&two)[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_a_change_is_a_cache_hit_and_a_removed_file_is_gone() {
+    let env = env();
+    env.file("tree/app/a.txt", "a\n");
+    env.file("tree/app/sub/b.txt", "b\n");
+    env.file("tree/app/sub/gone.txt", "gone\n");
+    let check = dockerfile("test \"$(cat /app/a.txt)\" = a");
+    let (one, _) = env.build(env.options(&check)).await;
+
+    std::fs::remove_file(env.context.join("tree/app/sub/gone.txt")).unwrap();
+    let (two, _) = env
+        .build(env.options(&dockerfile(
+            "test ! -e /app/sub/gone.txt && test \"$(cat /app/sub/b.txt)\" = b",
+        )))
+        .await;
+    let two_dir = env.snapshot_dir(&two, 2);
+    assert!(!two_dir.join("app/sub/gone.txt").exists());
+    assert_eq!(
+        ino(&env.snapshot_dir(&one, 2), "app/sub/b.txt"),
+        ino(&two_dir, "app/sub/b.txt")
+    );
+
+    // Back to the first content: the first result's key, so the cache answers.
+    env.file("tree/app/sub/gone.txt", "gone\n");
+    let (three, events) = env.build(env.options(&check)).await;
+    assert!(cached(&events) >= 1);
+    assert_eq!(three.config_digest, one.config_digest);
+}
