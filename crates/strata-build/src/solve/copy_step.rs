@@ -90,7 +90,17 @@ pub(super) fn copy_step<'a>(
         };
 
         // The trees the sources come from, prepared (resolved) now so the key covers them.
-        let scratch = tempdir_in(&shared.store.root().join("tmp"))?;
+        // Only URLs and heredocs need a scratch directory before the lookup: a cached COPY of
+        // context or stage paths creates nothing.
+        let scratch = if urls.is_empty() && heredocs.is_empty() {
+            None
+        } else {
+            Some(tempdir_in(&shared.store.root().join("tmp"))?)
+        };
+        let scratch_path = scratch
+            .as_ref()
+            .map(|s| s.path().to_path_buf())
+            .unwrap_or_default();
         let mut key = KeyBuilder::new("copy", &state.key)
             .field("created_by", &created_by)
             .field("dest", &dest_abs)
@@ -99,8 +109,8 @@ pub(super) fn copy_step<'a>(
             .field("unpack", &format!("{:?}", copy.unpack));
         // The key of the previous-result record: everything but the sources' content.
         let previous_base = key.clone().field("previous-result", "");
-        let mut from_view: Option<ReadView> = None;
-        let mut from_tree: Option<DirTree> = None;
+        // A `--from` source is keyed by its stage or image key; it is mounted only on a miss.
+        let mut from_layers: Option<Vec<Layer>> = None;
         if !paths.is_empty() {
             if let Some(from) = &copy.from {
                 let (source_key, layers) =
@@ -108,15 +118,7 @@ pub(super) fn copy_step<'a>(
                 key = key
                     .field("from", &source_key.to_string())
                     .list("sources", &paths);
-                let store = shared.store.clone();
-                let snapshotter = shared.snapshotter.clone();
-                let view = tokio::task::spawn_blocking(move || {
-                    ReadView::prepare(&store, snapshotter, &layers)
-                })
-                .await
-                .map_err(join_error)??;
-                from_tree = Some(DirTree::new(view.root()));
-                from_view = Some(view);
+                from_layers = Some(layers);
             } else {
                 let sum = copy::prepare_checksum(shared.context.as_ref(), &spec(paths.clone()))?;
                 key = key.field("context", &sum.to_string());
@@ -130,7 +132,7 @@ pub(super) fn copy_step<'a>(
                 })?),
                 None => None,
             };
-            let dir = scratch.path().join(format!("url{}", downloads.len()));
+            let dir = scratch_path.join(format!("url{}", downloads.len()));
             std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
                 path: dir.clone(),
                 source,
@@ -152,7 +154,7 @@ pub(super) fn copy_step<'a>(
             );
             downloads.push((dir, downloaded));
         }
-        let heredoc_dir = scratch.path().join("heredocs");
+        let heredoc_dir = scratch_path.join("heredocs");
         let heredoc = if heredocs.is_empty() {
             None
         } else {
@@ -190,6 +192,19 @@ pub(super) fn copy_step<'a>(
             state.time = time;
             apply_result(shared, state, key, &result, created_by);
             return Ok(false);
+        }
+        let mut from_view: Option<ReadView> = None;
+        let mut from_tree: Option<DirTree> = None;
+        if let Some(layers) = from_layers {
+            let store = shared.store.clone();
+            let snapshotter = shared.snapshotter.clone();
+            let view = tokio::task::spawn_blocking(move || {
+                ReadView::prepare(&store, snapshotter, &layers)
+            })
+            .await
+            .map_err(join_error)??;
+            from_tree = Some(DirTree::new(view.root()));
+            from_view = Some(view);
         }
         let mut jobs: Vec<(Box<dyn SourceTree + Send>, CopySpec)> = Vec::new();
         if !paths.is_empty() {
