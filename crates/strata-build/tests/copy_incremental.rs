@@ -222,3 +222,84 @@ async fn reverting_a_change_is_a_cache_hit_and_a_removed_file_is_gone() {
     assert!(cached(&events) >= 1);
     assert_eq!(three.config_digest, one.config_digest);
 }
+
+/// Whether the step whose display name contains `needle` was answered from the cache.
+fn step_cached(events: &[Event], needle: &str) -> bool {
+    let vertices: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { vertex, name } if name.contains(needle) => Some(*vertex),
+            _ => None,
+        })
+        .collect();
+    assert!(!vertices.is_empty(), "no step named like {needle:?}");
+    vertices.iter().all(|v| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Cached { vertex } if vertex == v))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_layer_does_not_depend_on_the_layers_below() {
+    let env = env();
+    env.file("app/f", "hello\n");
+    env.file("app/sub/g", "g\n");
+    let dockerfile = |earlier: &str| {
+        format!(
+            "FROM strata-fixtures/busybox:1.35\nRUN {earlier}\nCOPY --link app/ /srv/app/\n\
+             RUN test \"$(cat /srv/app/f)\" = hello && test \"$(cat /srv/app/sub/g)\" = g\n"
+        )
+    };
+    let (one, _) = env.build(env.options(&dockerfile("echo one > /one"))).await;
+    let one_ids = env.diff_ids(&one);
+
+    // A different layer below: the --link step is answered from the cache, its layer (the
+    // same diff) rebased onto the new chain; the steps after it run again.
+    let (two, events) = env
+        .build(env.options(&dockerfile("echo two > /two && test ! -e /one")))
+        .await;
+    assert!(step_cached(&events, "COPY --link app/"));
+    assert!(!step_cached(&events, "RUN test"));
+    let two_ids = env.diff_ids(&two);
+    assert_ne!(one_ids[1], two_ids[1], "the earlier step changed");
+    assert_eq!(one_ids[2], two_ids[2], "the --link layer is the same diff");
+    // The layer is the copy alone: built on nothing, with fresh 0755 parents.
+    let link_dir = env.snapshot_dir(&two, 3);
+    let names: Vec<String> = std::fs::read_dir(&link_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["srv"]);
+    let srv = std::fs::metadata(link_dir.join("srv")).unwrap();
+    assert_eq!(srv.mode() & 0o7777, 0o755);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_copy_does_not_follow_a_symlink_of_the_parent_and_takes_numeric_owners() {
+    let env = env();
+    env.file("app/f", "hello\n");
+    let dockerfile = "FROM strata-fixtures/busybox:1.35\n\
+         RUN mkdir -p /elsewhere /srv && ln -s /elsewhere /srv/app\n\
+         COPY --link --chown=1000:root app/ /srv/app/\n\
+         RUN test -d /srv/app && test ! -L /srv/app && test \"$(cat /srv/app/f)\" = hello \
+             && test ! -e /elsewhere/f && test \"$(stat -c %u:%g /srv/app/f)\" = 1000:0\n";
+    env.build(env.options(dockerfile)).await;
+
+    // Names cannot be looked up without the parent layers: refused, as BuildKit does.
+    let named = "FROM strata-fixtures/busybox:1.35\nCOPY --link --chown=nobody app/ /srv/app/\n";
+    let result = solve::build(
+        env.store.clone(),
+        env.executor.clone(),
+        env.snapshotter.clone(),
+        env.options(named),
+        Arc::new(|_| {}),
+    )
+    .await;
+    let message = match result {
+        Ok(_) => panic!("--link --chown=nobody must fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains("--chown=nobody"), "{message}");
+    assert!(message.contains("numeric"), "{message}");
+}

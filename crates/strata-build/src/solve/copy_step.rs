@@ -75,6 +75,13 @@ pub(super) fn copy_step<'a>(
             &written,
             &copy.dest,
         );
+        // `--link` (BuildKit: when `--chmod` is not given) copies onto an empty base: the layer
+        // does not depend on the parent, so ids in `--chown` cannot come from its passwd file.
+        let link = copy.link && copy.chmod.is_none();
+        let chown = match (&copy.chown, link) {
+            (Some(spec), true) => Some(link_chown(spec)?),
+            (spec, _) => spec.clone(),
+        };
         let spec = |sources: Vec<String>| CopySpec {
             is_add,
             sources,
@@ -84,7 +91,7 @@ pub(super) fn copy_step<'a>(
                 exclude: copy.exclude.clone(),
                 parents: copy.parents,
             },
-            chown: copy.chown.clone(),
+            chown: chown.clone(),
             chmod: copy.chmod.clone(),
             unpack: copy.unpack,
         };
@@ -101,7 +108,15 @@ pub(super) fn copy_step<'a>(
             .as_ref()
             .map(|s| s.path().to_path_buf())
             .unwrap_or_default();
-        let mut key = KeyBuilder::new("copy", &state.key)
+        // A `--link` layer is keyed on the empty base, not on the parent: a changed base image
+        // or earlier step reuses it.
+        let base_key = if link {
+            cache::base_key("scratch", "")
+        } else {
+            state.key
+        };
+        let mut key = KeyBuilder::new("copy", &base_key)
+            .field("link", &link.to_string())
             .field("created_by", &created_by)
             .field("dest", &dest_abs)
             .list("exclude", &copy.exclude)
@@ -178,19 +193,32 @@ pub(super) fn copy_step<'a>(
         let key = key.finish();
         if let Some((result, time)) = lookup(shared, &key) {
             state.time = time;
-            apply_result(shared, state, key, &result, created_by);
+            finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
             return Ok(true);
         }
+        let (base_layers, base_parent) = if link {
+            (Vec::new(), None)
+        } else {
+            (state.layers.clone(), state.last_chain())
+        };
 
         let context = shared.context.clone();
         if let Some(previous_key) = previous_key {
             let spec = spec(paths.clone());
             drop(scratch);
-            let result = incremental_copy(shared, state, context, spec, &previous_key).await?;
+            let result = incremental_copy(
+                shared,
+                base_layers,
+                base_parent,
+                context,
+                spec,
+                &previous_key,
+            )
+            .await?;
             let time = chrono::Utc::now();
             cache::record(&shared.store, &key, &result, time)?;
             state.time = time;
-            apply_result(shared, state, key, &result, created_by);
+            finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
             return Ok(false);
         }
         let mut from_view: Option<ReadView> = None;
@@ -222,16 +250,12 @@ pub(super) fn copy_step<'a>(
         if let Some((tree, names)) = heredoc {
             jobs.push((Box::new(tree), spec(names)));
         }
-        let result = with_view(shared, state, move |root| async move {
-            tokio::task::spawn_blocking(move || -> Result<(), BuildError> {
-                for (tree, spec) in &jobs {
-                    let prepared = copy::prepare(tree.as_ref(), spec)?;
-                    copy::execute(&root, tree.as_ref(), &prepared)?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(join_error)?
+        let result = copy_in_view(shared, base_layers, base_parent, move |root| {
+            for (tree, spec) in &jobs {
+                let prepared = copy::prepare(tree.as_ref(), spec)?;
+                copy::execute(&root, tree.as_ref(), &prepared)?;
+            }
+            Ok(())
         })
         .await?;
         drop(from_view);
@@ -239,7 +263,7 @@ pub(super) fn copy_step<'a>(
         let time = chrono::Utc::now();
         cache::record(&shared.store, &key, &result, time)?;
         state.time = time;
-        apply_result(shared, state, key, &result, created_by);
+        finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
         Ok(false)
     })
 }
@@ -249,14 +273,14 @@ pub(super) fn copy_step<'a>(
 /// result becomes the record.
 async fn incremental_copy(
     shared: &Arc<Shared>,
-    state: &StageState,
+    layers: Vec<Layer>,
+    parent: Option<Digest>,
     context: Arc<crate::context::BuildContext>,
     spec: CopySpec,
     previous_key: &Digest,
 ) -> Result<StepResult, BuildError> {
     let store = shared.store.clone();
     let snapshotter = shared.snapshotter.clone();
-    let layers = state.layers.clone();
     let use_previous = !shared.options.no_cache;
     let key = *previous_key;
     let (view, previous) = tokio::task::spawn_blocking(move || {
@@ -298,7 +322,6 @@ async fn incremental_copy(
     );
     let store = shared.store.clone();
     let snapshotter = shared.snapshotter.clone();
-    let parent = state.last_chain();
     let sde = shared.options.source_date_epoch;
     let key = *previous_key;
     tokio::task::spawn_blocking(move || -> Result<StepResult, BuildError> {
@@ -322,6 +345,111 @@ async fn incremental_copy(
     })
     .await
     .map_err(join_error)?
+}
+
+/// Runs `work` (blocking) in a writable view of `layers` and commits it on top of `parent`.
+async fn copy_in_view(
+    shared: &Arc<Shared>,
+    layers: Vec<Layer>,
+    parent: Option<Digest>,
+    work: impl FnOnce(std::path::PathBuf) -> Result<(), BuildError> + Send + 'static,
+) -> Result<StepResult, BuildError> {
+    let store = shared.store.clone();
+    let snapshotter = shared.snapshotter.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        WritableView::prepare(&store, snapshotter.as_ref(), &layers)
+    })
+    .await
+    .map_err(join_error)??;
+    let root = view.root().to_path_buf();
+    let worked = tokio::task::spawn_blocking(move || work(root))
+        .await
+        .map_err(join_error)?;
+    if let Err(e) = worked {
+        view.discard(shared.snapshotter.as_ref());
+        return Err(e);
+    }
+    let store = shared.store.clone();
+    let snapshotter = shared.snapshotter.clone();
+    let sde = shared.options.source_date_epoch;
+    let layer = tokio::task::spawn_blocking(move || {
+        view.commit(&store, snapshotter.as_ref(), parent.as_ref(), sde)
+    })
+    .await
+    .map_err(join_error)??;
+    Ok(match layer {
+        Some(layer) => StepResult::Layer(layer),
+        None => StepResult::Empty,
+    })
+}
+
+/// Applies a step's result to the stage. A `--link` result (`link_key` is its cache key) is a
+/// layer made on an empty base: it is rebased onto the stage's chain (the same diff and blob,
+/// a snapshot under the new chain id), and the next steps build on a key combining the
+/// parent's and this layer's.
+async fn finish_step(
+    shared: &Arc<Shared>,
+    state: &mut StageState,
+    link_key: Option<Digest>,
+    key: Digest,
+    result: StepResult,
+    created_by: String,
+) -> Result<(), BuildError> {
+    let Some(link_key) = link_key else {
+        apply_result(shared, state, key, &result, created_by);
+        return Ok(());
+    };
+    let stage_key = KeyBuilder::new("copy-link-rebase", &state.key)
+        .field("link", &link_key.to_string())
+        .finish();
+    let rebased = match result {
+        StepResult::Layer(layer) => {
+            let parent = state.last_chain();
+            let layer = Layer {
+                chain_id: super::layer::chain_id(parent.as_ref(), &layer.diff_id),
+                ..layer
+            };
+            let mut layers = state.layers.clone();
+            layers.push(layer.clone());
+            let store = shared.store.clone();
+            tokio::task::spawn_blocking(move || super::layer::ensure_snapshots(&store, &layers))
+                .await
+                .map_err(join_error)??;
+            StepResult::Layer(layer)
+        }
+        StepResult::Empty => StepResult::Empty,
+    };
+    apply_result(shared, state, stage_key, &rebased, created_by);
+    Ok(())
+}
+
+/// `--chown` of a `COPY --link`: ids only, as in BuildKit, where the copy runs on an empty
+/// base and a name cannot be looked up (`root` is 0, like BuildKit's numeric parse).
+fn link_chown(spec: &str) -> Result<String, BuildError> {
+    let id = |part: &str| -> Option<String> {
+        if part.is_empty() || part.parse::<u32>().is_ok() {
+            Some(part.to_string())
+        } else if part == "root" {
+            Some("0".to_string())
+        } else {
+            None
+        }
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let refuse = || BuildError::Expand {
+        rendered: format!(
+            "--chown={spec} with --link: COPY --link does not see the parent's /etc/passwd \
+             and /etc/group, so the owner must be numeric (uid[:gid])"
+        ),
+    };
+    let user = id(user).ok_or_else(refuse)?;
+    Ok(match group {
+        Some(g) => format!("{user}:{}", id(g).ok_or_else(refuse)?),
+        None => user,
+    })
 }
 
 /// The record of a COPY's previous result: its layer and the blob of where its files came
