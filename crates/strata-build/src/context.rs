@@ -879,4 +879,41 @@ mod tests {
             assert_eq!(got, expected, "{text:?}");
         }
     }
+
+    /// Queued directories hold no descriptor: a tree deeper than the descriptor limit (1024
+    /// by default) with a sibling directory at every level still walks.
+    #[test]
+    fn a_tree_deeper_than_the_descriptor_limit_is_walked() {
+        // tmpfs when there is one: ext4 takes seconds to allocate 2,200 nested directories.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let depth = 1100;
+        // The common default soft limit (this machine's may be higher); 1,024 is plenty for
+        // the tests running alongside.
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(limit.current.map_or(1024, |c| c.min(1024))),
+                maximum: limit.maximum,
+            },
+        )
+        .unwrap();
+        let mut path = dir.path().to_path_buf();
+        for _ in 0..depth {
+            // "a" sorts first, so it is still queued while the walk goes down "d".
+            std::fs::create_dir(path.join("a")).unwrap();
+            path.push("d");
+            std::fs::create_dir(&path).unwrap();
+        }
+        std::fs::write(path.join("leaf"), "x").unwrap();
+        let ctx = scan(dir.path(), "");
+        assert_eq!(ctx.len(), 2 * depth + 1);
+        let leaf = format!("{}leaf", "d/".repeat(depth));
+        assert_eq!(ctx.file_digest(&leaf).unwrap(), Digest::of(b"x"));
+    }
 }

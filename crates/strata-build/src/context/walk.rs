@@ -11,12 +11,12 @@
 use super::statcache::StatCache;
 use crate::ignore::{MatchInfo, PatternMatcher};
 use crate::source::{FileKind, FileMeta};
-use rustix::fs::{AtFlags, Mode, OFlags, RawDir, StatxFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, ResolveFlags, StatxFlags};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 
 /// No directory (the entry is not a directory).
 pub(crate) const NO_DIR: u32 = u32::MAX;
@@ -84,7 +84,6 @@ pub(crate) struct WalkError {
 }
 
 struct Job {
-    parent: Arc<OwnedFd>,
     slot: u32,
     rel: String,
     info: MatchInfo,
@@ -102,6 +101,9 @@ struct Queue {
 
 struct Shared<'a> {
     root: &'a Path,
+    /// Subdirectories are opened beneath it by their context path (no descriptor is kept
+    /// open for a queued directory, so a deep tree cannot run out of descriptors).
+    root_fd: BorrowedFd<'a>,
     ignore: &'a PatternMatcher,
     cache: &'a StatCache,
     queue: Mutex<Queue>,
@@ -120,6 +122,7 @@ pub(crate) fn walk(
 ) -> Result<Tree, WalkError> {
     let shared = Shared {
         root,
+        root_fd: root_fd.as_fd(),
         ignore,
         cache,
         queue: Mutex::new(Queue::default()),
@@ -139,14 +142,10 @@ pub(crate) fn walk(
         &mut buf,
     )?;
     done.push((0, dir));
-    let root_fd = Arc::new(root_fd);
     if !subdirs.is_empty() {
-        let jobs = subdirs.into_iter().map(|(slot, rel, info)| Job {
-            parent: root_fd.clone(),
-            slot,
-            rel,
-            info,
-        });
+        let jobs = subdirs
+            .into_iter()
+            .map(|(slot, rel, info)| Job { slot, rel, info });
         lock(&shared.queue).jobs.extend(jobs);
         let helpers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -222,25 +221,18 @@ fn work(shared: &Shared<'_>) -> Vec<(u32, Dir)> {
             shared.wake.notify_all();
             return done;
         };
-        let result = open_subdir(shared, &job).and_then(|fd| {
-            let (dir, subdirs) = read_dir(shared, fd.as_fd(), job.rel, &job.info, &mut buf)?;
-            Ok((fd, dir, subdirs))
-        });
+        let result = open_subdir(shared, &job.rel)
+            .and_then(|fd| read_dir(shared, fd.as_fd(), job.rel, &job.info, &mut buf));
         let mut q = lock(&shared.queue);
         q.active -= 1;
         match result {
-            Ok((fd, dir, subdirs)) => {
+            Ok((dir, subdirs)) => {
                 done.push((job.slot, dir));
-                if !subdirs.is_empty() {
-                    let fd = Arc::new(fd);
-                    q.jobs
-                        .extend(subdirs.into_iter().map(|(slot, rel, info)| Job {
-                            parent: fd.clone(),
-                            slot,
-                            rel,
-                            info,
-                        }));
-                }
+                q.jobs.extend(
+                    subdirs
+                        .into_iter()
+                        .map(|(slot, rel, info)| Job { slot, rel, info }),
+                );
             }
             Err(e) => {
                 q.failed.get_or_insert(e);
@@ -255,16 +247,25 @@ fn work(shared: &Shared<'_>) -> Vec<(u32, Dir)> {
     }
 }
 
-fn open_subdir(shared: &Shared<'_>, job: &Job) -> Result<OwnedFd, WalkError> {
-    let name = job.rel.rsplit('/').next().unwrap_or(&job.rel);
-    rustix::fs::openat(
-        job.parent.as_fd(),
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+/// Opens the directory `rel` beneath the root without following any symlink on the way (it
+/// was a directory when its parent was read; a swap for a link fails instead of escaping).
+fn open_subdir(shared: &Shared<'_>, rel: &str) -> Result<OwnedFd, WalkError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let opened = match rustix::fs::openat2(
+        shared.root_fd,
+        rel,
+        flags,
         Mode::empty(),
-    )
-    .map_err(|e| WalkError {
-        path: shared.root.join(&job.rel),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        // Kernels before 5.6: only the last component is checked.
+        Err(rustix::io::Errno::NOSYS) => {
+            rustix::fs::openat(shared.root_fd, rel, flags, Mode::empty())
+        }
+        other => other,
+    };
+    opened.map_err(|e| WalkError {
+        path: shared.root.join(rel),
         source: e.into(),
     })
 }
