@@ -252,7 +252,7 @@ pub fn vertex_name(output: &Output) -> &'static str {
             kind: ArchiveKind::Oci,
             ..
         } => "exporting to oci image format",
-        Output::Local { .. } => "copying files",
+        Output::Local { .. } => "exporting to client directory",
         Output::Tar { .. } => "exporting to client tarball",
     }
 }
