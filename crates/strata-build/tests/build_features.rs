@@ -460,7 +460,7 @@ fn add_https_from_a_server_with_a_private_ca() {
 // ---------------------------------------------------------------------------------------------
 // ADD <git repository>
 
-/// A `git daemon` on a loopback port serving the bare repositories under its base path;
+/// A `git-daemon` on a loopback port serving the bare repositories under its base path;
 /// killed (by its pid) when dropped.
 struct GitDaemon {
     child: std::process::Child,
@@ -500,8 +500,10 @@ fn git_daemon(base: &std::path::Path) -> GitDaemon {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("git")
-        .arg("daemon")
+    // The server binary itself, not the `git daemon` wrapper: the wrapper forks it, and
+    // killing the wrapper would leave the server running.
+    let exec_path = git(base, &["--exec-path"]);
+    let child = Command::new(std::path::Path::new(&exec_path).join("git-daemon"))
         .arg("--reuseaddr")
         .arg("--export-all")
         .arg(format!("--base-path={}", base.display()))
