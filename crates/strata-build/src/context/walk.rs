@@ -131,7 +131,7 @@ pub(crate) fn walk(
         matched: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
     };
-    let mut buf = vec![MaybeUninit::uninit(); 32 * 1024];
+    let mut scratch = Scratch::new();
     let mut done = Vec::new();
     // The root on this thread; helpers start only if it has subdirectories.
     let (dir, subdirs) = read_dir(
@@ -139,7 +139,7 @@ pub(crate) fn walk(
         root_fd.as_fd(),
         String::new(),
         &MatchInfo::default(),
-        &mut buf,
+        &mut scratch,
     )?;
     done.push((0, dir));
     if !subdirs.is_empty() {
@@ -192,7 +192,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A thread's loop: take a directory, read it, queue its subdirectories, until no thread has
 /// anything left.
 fn work(shared: &Shared<'_>) -> Vec<(u32, Dir)> {
-    let mut buf = vec![MaybeUninit::uninit(); 32 * 1024];
+    let mut scratch = Scratch::new();
     let mut done = Vec::new();
     loop {
         let job = {
@@ -222,7 +222,7 @@ fn work(shared: &Shared<'_>) -> Vec<(u32, Dir)> {
             return done;
         };
         let result = open_subdir(shared, &job.rel)
-            .and_then(|fd| read_dir(shared, fd.as_fd(), job.rel, &job.info, &mut buf));
+            .and_then(|fd| read_dir(shared, fd.as_fd(), job.rel, &job.info, &mut scratch));
         let mut q = lock(&shared.queue);
         q.active -= 1;
         match result {
@@ -278,7 +278,7 @@ fn read_dir(
     fd: std::os::fd::BorrowedFd<'_>,
     rel: String,
     info: &MatchInfo,
-    buf: &mut [MaybeUninit<u8>],
+    scratch: &mut Scratch,
 ) -> Result<(Dir, Subdirs), WalkError> {
     let io = |rel: &str, source: rustix::io::Errno| WalkError {
         path: shared.root.join(rel),
@@ -286,14 +286,14 @@ fn read_dir(
     };
     let mut dir = Dir {
         rel,
-        names: String::new(),
-        entries: Vec::new(),
+        names: std::mem::take(&mut scratch.names),
+        entries: std::mem::take(&mut scratch.entries),
     };
     let mut child_infos: Vec<(u32, MatchInfo)> = Vec::new();
     let mut path = String::new();
     // The match info of the current entry; kept (cloned) only for directories.
-    let mut scratch = MatchInfo::default();
-    let mut raw = RawDir::new(fd, buf);
+    let mut entry_info = MatchInfo::default();
+    let mut raw = RawDir::new(fd, &mut scratch.buf);
     while let Some(entry) = raw.next() {
         let entry = entry.map_err(|e| io(&dir.rel, e))?;
         let name_c = entry.file_name();
@@ -330,7 +330,7 @@ fn read_dir(
         let excluded = filtering
             && shared
                 .ignore
-                .matches_using_parent_results_into(&path, info, &mut scratch);
+                .matches_using_parent_results_into(&path, info, &mut entry_info);
         if excluded && !(is_dir && shared.ignore.may_reinclude_under(&path)) {
             continue;
         }
@@ -345,7 +345,7 @@ fn read_dir(
         dir.names.push_str(name);
         dir.names.push('\0');
         if is_dir && filtering {
-            child_infos.push((name_at, scratch.clone()));
+            child_infos.push((name_at, entry_info.clone()));
         }
         dir.entries.push(Node {
             name_at,
@@ -397,7 +397,36 @@ fn read_dir(
             subdirs.push((slot, child_path(&dir.rel, name_of(&dir.names, node)), info));
         }
     }
+    scratch.settle(&mut dir);
     Ok((dir, subdirs))
+}
+
+/// A walker thread's buffers, reused from one directory to the next: a directory's entries
+/// are collected here and then moved into allocations of their exact size, so memory is
+/// touched once instead of once per doubling.
+struct Scratch {
+    buf: Vec<MaybeUninit<u8>>,
+    entries: Vec<Node>,
+    names: String,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            buf: vec![MaybeUninit::uninit(); 32 * 1024],
+            entries: Vec::new(),
+            names: String::new(),
+        }
+    }
+
+    /// Gives `dir` exact-size copies of its buffers and keeps the (emptied) originals.
+    fn settle(&mut self, dir: &mut Dir) {
+        let entries: Vec<Node> = dir.entries.drain(..).collect();
+        self.entries = std::mem::replace(&mut dir.entries, entries);
+        let names = dir.names.as_str().to_owned();
+        self.names = std::mem::replace(&mut dir.names, names);
+        self.names.clear();
+    }
 }
 
 fn name_of<'a>(names: &'a str, node: &Node) -> &'a str {
