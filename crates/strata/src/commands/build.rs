@@ -270,7 +270,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(e) => {
             renderer.finish();
-            eprint!("{}", renderer.failure_text(&format!("{e:#}"), offset));
+            eprint!("{}", renderer.failure_text(&error_chain(&e), offset));
             return Ok(ExitCode::from(1));
         }
     };
@@ -905,9 +905,38 @@ fn terminal_size() -> (usize, usize) {
     }
 }
 
+/// The error and its causes joined by ": ", leaving out a cause whose text the message already
+/// says (a step's rendered error carries its cause's text under the Dockerfile snippet).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let error =
+            anyhow::anyhow!("\"/x\": not found").context("Dockerfile:2\nERROR: \"/x\": not found");
+        assert_eq!(
+            error_chain(&error),
+            "Dockerfile:2\nERROR: \"/x\": not found"
+        );
+        let error = anyhow::anyhow!("\"/x\": not found").context("cannot set up the OCI runtime");
+        assert_eq!(
+            error_chain(&error),
+            "cannot set up the OCI runtime: \"/x\": not found"
+        );
+    }
 
     #[test]
     fn registry_outputs_parse_like_buildx() {
