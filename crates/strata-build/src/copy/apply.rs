@@ -106,6 +106,30 @@ pub struct CopyOutcome {
     pub files: Vec<(String, SourceIdentity)>,
 }
 
+/// Hard-links every path of `links` from `previous` to the same path under `upper`.
+fn link_all(upper: &Path, previous: &Path, links: &[String]) -> Result<(), CopyError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut from = SnapshotDirs::open(previous).map_err(|source| root_error(previous, source))?;
+    let mut to = SnapshotDirs::open(upper).map_err(|source| root_error(upper, source))?;
+    for rel in links {
+        let (parent, name) = split(rel);
+        let missing = || dest_io(rel, std::io::ErrorKind::NotFound.into());
+        let from_dir = from
+            .dir(parent)
+            .map_err(|e| dest_io(parent, e))?
+            .ok_or_else(missing)?;
+        let to_dir = to
+            .dir(parent)
+            .map_err(|e| dest_io(parent, e))?
+            .ok_or_else(missing)?;
+        rustix::fs::linkat(from_dir, name, to_dir, name, AtFlags::empty())
+            .map_err(|e| errno_io(rel, e))?;
+    }
+    Ok(())
+}
+
 /// Directories of a committed snapshot opened one at a time (files come directory by
 /// directory), without following symlinks and without leaving the snapshot.
 struct SnapshotDirs {
@@ -170,6 +194,9 @@ struct Copier<'a> {
     /// written once, so an entry in them needs no check for something already there, and
     /// nothing of the parent layers is below it.
     created: HashSet<String>,
+    /// The last parent directory opened for an item: items come directory by directory, so
+    /// most reuse it instead of resolving their parent's path again.
+    parent: Option<(String, std::rc::Rc<OwnedFd>)>,
     tracking: Option<Tracking<'a>>,
 }
 
@@ -271,6 +298,7 @@ fn copy_source_impl<'a>(
         dir_times: Vec::new(),
         stats: CopyStats::default(),
         created,
+        parent: None,
         tracking,
     };
     if src_is_dir {
@@ -304,28 +332,22 @@ pub fn link_previous(
     if outcome.links.is_empty() {
         return Ok(());
     }
-    let io = |rel: &str, source| CopyError::DestIo {
-        path: format!("/{rel}"),
-        source,
-    };
-    let mut from = SnapshotDirs::open(previous).map_err(|e| io("", e))?;
-    let mut to = SnapshotDirs::open(upper).map_err(|e| io("", e))?;
-    let mut touched: HashSet<&str> = HashSet::new();
-    for rel in &outcome.links {
-        let (parent, name) = split(rel);
-        let missing = || io(rel, std::io::ErrorKind::NotFound.into());
-        let from_dir = from
-            .dir(parent)
-            .map_err(|e| io(parent, e))?
-            .ok_or_else(missing)?;
-        let to_dir = to
-            .dir(parent)
-            .map_err(|e| io(parent, e))?
-            .ok_or_else(missing)?;
-        rustix::fs::linkat(from_dir, name, to_dir, name, AtFlags::empty())
-            .map_err(|e| errno_io(rel, e))?;
-        touched.insert(parent);
+    // Two threads (the machines this targets have two cores), split at a directory boundary
+    // so they do not contend for one directory's lock.
+    let links = &outcome.links;
+    let mut mid = links.len() / 2;
+    while mid < links.len() && mid > 0 && split(&links[mid]).0 == split(&links[mid - 1]).0 {
+        mid += 1;
     }
+    let (first, second) = links.split_at(mid);
+    let (a, b) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| link_all(upper, previous, second));
+        (link_all(upper, previous, first), other.join())
+    });
+    a?;
+    b.map_err(|_| dest_io("", std::io::Error::other("the linking thread panicked")))??;
+    let to = SnapshotDirs::open(upper).map_err(|source| root_error(upper, source))?;
+    let touched: HashSet<&str> = links.iter().map(|rel| split(rel).0).collect();
     for (rel, atime, mtime) in outcome.dir_times.iter().rev() {
         if !touched.contains(rel.as_str()) {
             continue;
@@ -405,6 +427,13 @@ fn join_rel(parent: &str, name: &str) -> String {
     }
 }
 
+fn root_error(path: &Path, source: std::io::Error) -> CopyError {
+    CopyError::Root {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn dest_io(rel: &str, source: std::io::Error) -> CopyError {
     CopyError::DestIo {
         path: format!("/{rel}"),
@@ -468,14 +497,23 @@ impl Copier<'_> {
         let dest_rel = join_rel(target_root, &item.rel);
         let (parent, name) = split(&dest_rel);
         // The parent was created (or verified to be a real directory) by an earlier item, so
-        // opening it without following symlinks keeps every write inside the root.
-        let parent_fd = self
-            .root
-            .open_in_root(
-                parent,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-            )
-            .map_err(|e| dest_io(parent, e))?;
+        // opening it without following symlinks keeps every write inside the root; no item
+        // replaces a directory, so the cached fd stays the parent.
+        let parent_fd = match &self.parent {
+            Some((rel, fd)) if rel == parent => fd.clone(),
+            _ => {
+                let fd = std::rc::Rc::new(
+                    self.root
+                        .open_in_root(
+                            parent,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                        )
+                        .map_err(|e| dest_io(parent, e))?,
+                );
+                self.parent = Some((parent.to_string(), fd.clone()));
+                fd
+            }
+        };
         if item.meta.is_dir() {
             let created = self.ensure_dir(&parent_fd, &dest_rel, name)?;
             if created {

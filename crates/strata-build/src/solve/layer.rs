@@ -172,14 +172,17 @@ impl WritableView {
         if empty {
             return Ok(None);
         }
-        let mut ingest = store.ingest()?;
+        let ingest = store.ingest()?;
         let opts = strata_layer::WriteOptions {
             source_date_epoch,
             exclude: None,
         };
         // The layer is stored uncompressed, so the ingest's digest of it is the diff_id: the
-        // tar is digested once, by the ingest.
-        strata_layer::write_overlay_diff_unhashed(&upper, &mut ingest, &opts)?;
+        // tar is digested once, by the ingest, on a second thread while this one walks the
+        // upper directory and reads the files.
+        let ingest = pipelined(ingest, |out| {
+            strata_layer::write_overlay_diff_unhashed(&upper, out, &opts)
+        })?;
         let (diff_id, blob_size) = ingest.commit(None)?;
         let chain = chain_id(parent, &diff_id);
         store.commit_snapshot(self.prepared, chain, diff_id, parent.copied())?;
@@ -197,6 +200,82 @@ impl WritableView {
         if let Some(active) = self.active.take() {
             let _ = snapshotter.remove(active);
         }
+    }
+}
+
+/// Runs `produce` with a writer whose bytes are written to `sink` by a second thread, in
+/// chunks, so producing (walking, reading) and consuming (digesting, writing) overlap. Returns
+/// the sink once everything is written; a sink failure is reported rather than the producer's
+/// "broken pipe".
+fn pipelined<S, E>(
+    sink: S,
+    produce: impl FnOnce(ChunkSender) -> Result<u64, E>,
+) -> Result<S, BuildError>
+where
+    S: std::io::Write + Send,
+    BuildError: From<E>,
+{
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let consumer = scope.spawn(move || -> std::io::Result<S> {
+            let mut sink = sink;
+            for chunk in rx {
+                sink.write_all(&chunk)?;
+            }
+            sink.flush()?;
+            Ok(sink)
+        });
+        let produced = produce(ChunkSender {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        });
+        let consumed = consumer.join().map_err(|_| BuildError::Io {
+            path: "<layer writer thread>".into(),
+            source: std::io::Error::other("the layer writer thread panicked"),
+        })?;
+        match (produced, consumed) {
+            (_, Err(source)) => Err(BuildError::Io {
+                path: "<layer blob>".into(),
+                source,
+            }),
+            (Err(e), Ok(_)) => Err(e.into()),
+            (Ok(_), Ok(sink)) => Ok(sink),
+        }
+    })
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// The producing end of [`pipelined`]: buffers writes into chunks sent to the consumer.
+struct ChunkSender {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
     }
 }
 
