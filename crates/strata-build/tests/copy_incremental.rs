@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use strata_build::progress::{Event, ProgressSink};
 use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
 use strata_image::{Digest, ImageConfig};
-use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
+use strata_runtime::{
+    CopySnapshotter, Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter,
+};
 use strata_store::Store;
 
 fn fixtures() -> PathBuf {
@@ -30,6 +32,11 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_with(None)
+}
+
+/// An environment whose steps run on `snapshotter` (overlay when `None`).
+fn env_with(snapshotter: Option<Arc<dyn Snapshotter>>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let archive = fixtures().join("docker-archive/busybox_1.35.tar");
@@ -48,7 +55,8 @@ fn env() -> Env {
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
-    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
+    let snapshotter = snapshotter
+        .unwrap_or_else(|| Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap()));
     let context = dir.path().join("context");
     std::fs::create_dir_all(&context).unwrap();
     Env {
@@ -128,7 +136,18 @@ fn dockerfile(checks: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_source_relinks_the_rest_and_gives_the_full_copy_layer() {
-    let env = env();
+    relinks_the_rest_and_gives_the_full_copy_layer(env()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copying_snapshotter_links_the_same_way() {
+    relinks_the_rest_and_gives_the_full_copy_layer(env_with(Some(
+        Arc::new(CopySnapshotter::new()),
+    )))
+    .await;
+}
+
+async fn relinks_the_rest_and_gives_the_full_copy_layer(env: Env) {
     env.file("tree/app/keep.txt", "unchanged\n");
     env.file("tree/app/deep/er/keep2.txt", "also unchanged\n");
     env.file("tree/app/deep/change.txt", "old\n");
