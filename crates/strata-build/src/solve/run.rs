@@ -144,8 +144,7 @@ pub(super) fn run_step<'a>(
                         workdir: "/".into(),
                         ..Default::default()
                     };
-                    let prepared = copy::prepare(shared.context.as_ref(), &spec)?;
-                    let sum = copy::checksum(shared.context.as_ref(), &prepared)?;
+                    let sum = copy::prepare_checksum(shared.context.as_ref(), &spec)?;
                     bind_keys.push(format!("{i}:context:{sum}"));
                 }
                 Some(from) => {
