@@ -292,6 +292,27 @@ async fn a_link_layer_does_not_depend_on_the_layers_below() {
     assert_eq!(names, ["srv"]);
     let srv = std::fs::metadata(link_dir.join("srv")).unwrap();
     assert_eq!(srv.mode() & 0o7777, 0o755);
+    // The rebased snapshot shares its files with the diff's own snapshot (built on nothing,
+    // so its chain id is the diff_id).
+    let own = env.store.snapshot(&two_ids[2]).unwrap().unwrap().dir;
+    assert_ne!(own, link_dir);
+    assert_eq!(ino(&own, "srv/app/sub/g"), ino(&link_dir, "srv/app/sub/g"));
+    let own_srv = std::fs::metadata(own.join("srv/app")).unwrap();
+    let rebased_srv = std::fs::metadata(link_dir.join("srv/app")).unwrap();
+    assert_eq!(
+        (
+            own_srv.mode(),
+            own_srv.uid(),
+            own_srv.mtime_nsec(),
+            own_srv.mtime()
+        ),
+        (
+            rebased_srv.mode(),
+            rebased_srv.uid(),
+            rebased_srv.mtime_nsec(),
+            rebased_srv.mtime()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

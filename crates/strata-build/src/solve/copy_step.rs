@@ -405,16 +405,20 @@ async fn finish_step(
     let rebased = match result {
         StepResult::Layer(layer) => {
             let parent = state.last_chain();
+            let rebased_from = layer.chain_id;
             let layer = Layer {
                 chain_id: super::layer::chain_id(parent.as_ref(), &layer.diff_id),
                 ..layer
             };
+            let own_chain = rebased_from;
             let mut layers = state.layers.clone();
             layers.push(layer.clone());
             let store = shared.store.clone();
-            tokio::task::spawn_blocking(move || super::layer::ensure_snapshots(&store, &layers))
-                .await
-                .map_err(join_error)??;
+            tokio::task::spawn_blocking(move || {
+                super::layer::rebase_snapshot(&store, &own_chain, &layers)
+            })
+            .await
+            .map_err(join_error)??;
             StepResult::Layer(layer)
         }
         StepResult::Empty => StepResult::Empty,

@@ -42,6 +42,134 @@ pub fn ensure_snapshots(store: &Store, layers: &[Layer]) -> Result<(), BuildErro
     Ok(())
 }
 
+/// Makes sure the top layer of `layers` (a diff rebased onto the chain below it, as a
+/// `COPY --link` layer is) has a snapshot under its chain id. A diff's snapshot directory does
+/// not depend on what is below it, so when `own_chain` (the diff's snapshot on another chain)
+/// exists, its tree is recreated with every non-directory hard-linked (committed snapshots are
+/// never written to); otherwise the blob is unpacked.
+pub fn rebase_snapshot(
+    store: &Store,
+    own_chain: &Digest,
+    layers: &[Layer],
+) -> Result<(), BuildError> {
+    let Some((top, below)) = layers.split_last() else {
+        return Ok(());
+    };
+    if store.snapshot(&top.chain_id)?.is_some() {
+        return Ok(());
+    }
+    let Some(source) = store.snapshot(own_chain)? else {
+        return ensure_snapshots(store, layers);
+    };
+    ensure_snapshots(store, below)?;
+    let prepared = store.prepare_snapshot()?;
+    clone_tree(&source.dir, &prepared.dir)
+        .map_err(|(path, source)| BuildError::Io { path, source })?;
+    let parent = below.last().map(|l| l.chain_id);
+    store.commit_snapshot(prepared, top.chain_id, top.diff_id, parent)?;
+    Ok(())
+}
+
+/// Recreates the directories of `from` in the empty directory `to` (owner, mode, xattrs
+/// including overlayfs's opaque marker, times) and hard-links everything else. Iterative: a
+/// tree can be deeper than a stack.
+fn clone_tree(from: &Path, to: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    struct Frame {
+        path: PathBuf,
+        src: rustix::fd::OwnedFd,
+        dst: rustix::fd::OwnedFd,
+        names: std::vec::IntoIter<std::ffi::OsString>,
+        stat: rustix::fs::Stat,
+    }
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let open = |path: &Path| {
+        rustix::fs::open(path, dir_flags, Mode::empty()).map_err(|e| (path.to_path_buf(), e.into()))
+    };
+    let frame = |path: PathBuf, src: rustix::fd::OwnedFd, dst: rustix::fd::OwnedFd| {
+        let err = |e: rustix::io::Errno| (path.clone(), std::io::Error::from(e));
+        let stat = rustix::fs::fstat(&src).map_err(err)?;
+        let mut names = Vec::new();
+        let mut dir = rustix::fs::Dir::read_from(&src).map_err(err)?;
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(err)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                use std::os::unix::ffi::OsStrExt;
+                names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        Ok::<_, (PathBuf, std::io::Error)>(Frame {
+            path,
+            src,
+            dst,
+            names: names.into_iter(),
+            stat,
+        })
+    };
+    let mut stack = vec![frame(from.to_path_buf(), open(from)?, open(to)?)?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.next() else {
+            let Some(done) = stack.pop() else { break };
+            finish_dir(&done.src, &done.dst, &done.stat).map_err(|e| (done.path.clone(), e))?;
+            continue;
+        };
+        let path = top.path.join(&name);
+        let err = |e: rustix::io::Errno| (path.clone(), std::io::Error::from(e));
+        let stat = rustix::fs::statat(&top.src, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            rustix::fs::linkat(&top.src, &name, &top.dst, &name, AtFlags::empty()).map_err(err)?;
+            continue;
+        }
+        rustix::fs::mkdirat(&top.dst, &name, Mode::from_raw_mode(0o700)).map_err(err)?;
+        let src = rustix::fs::openat(&top.src, &name, dir_flags, Mode::empty()).map_err(err)?;
+        let dst = rustix::fs::openat(&top.dst, &name, dir_flags, Mode::empty()).map_err(err)?;
+        stack.push(frame(path, src, dst)?);
+    }
+    Ok(())
+}
+
+/// Gives the directory `dst` the owner, mode, xattrs and times of `src` (once its entries are
+/// in, which change its mtime).
+fn finish_dir(
+    src: &rustix::fd::OwnedFd,
+    dst: &rustix::fd::OwnedFd,
+    stat: &rustix::fs::Stat,
+) -> std::io::Result<()> {
+    use rustix::fs::{Gid, Mode, Timespec, Timestamps, Uid};
+    rustix::fs::fchown(
+        dst,
+        Some(Uid::from_raw(stat.st_uid)),
+        Some(Gid::from_raw(stat.st_gid)),
+    )?;
+    rustix::fs::fchmod(dst, Mode::from_raw_mode(stat.st_mode & 0o7777))?;
+    let mut names = vec![0u8; 64 * 1024];
+    let n = match rustix::fs::flistxattr(src, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let mut value = vec![0u8; 64 * 1024];
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(name);
+        let len = rustix::fs::fgetxattr(src, name, &mut value[..])?;
+        rustix::fs::fsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty())?;
+    }
+    let ts = |sec: i64, nsec: i64| Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as _,
+    };
+    rustix::fs::futimens(
+        dst,
+        &Timestamps {
+            last_access: ts(stat.st_atime, stat.st_atime_nsec as i64),
+            last_modification: ts(stat.st_mtime, stat.st_mtime_nsec as i64),
+        },
+    )?;
+    Ok(())
+}
+
 /// The snapshot directories of `layers`, top first (overlay's lowerdir order).
 pub fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>, BuildError> {
     let chain: Vec<Digest> = layers.iter().map(|l| l.chain_id).collect();
