@@ -7,6 +7,12 @@
 //! [`SourceIdentity`] entries). When the exact key misses because some sources changed, the
 //! copy links every unchanged file from that result's committed snapshot instead of copying
 //! its bytes (see [`crate::copy::apply`]); the layer is the same as a full copy's.
+//!
+//! `COPY --link` (without `--chmod`, as BuildKit) copies into an empty view, so its layer does
+//! not depend on the parent: its key is the COPY recipe on the empty base (kind `copy-link`),
+//! a changed base image or earlier step finds it cached, and the same diff is rebased onto the
+//! stage's chain (a snapshot under the new chain id sharing the diff's files). The steps after
+//! it are keyed on the parent's key combined with the `--link` key.
 
 use super::cache::StepResult;
 use super::cache::{self, KeyBuilder};
@@ -115,8 +121,7 @@ pub(super) fn copy_step<'a>(
         } else {
             state.key
         };
-        let mut key = KeyBuilder::new("copy", &base_key)
-            .field("link", &link.to_string())
+        let mut key = KeyBuilder::new(if link { "copy-link" } else { "copy" }, &base_key)
             .field("created_by", &created_by)
             .field("dest", &dest_abs)
             .list("exclude", &copy.exclude)
@@ -337,7 +342,10 @@ async fn incremental_copy(
         )?;
         Ok(match layer {
             Some(layer) => {
-                record_previous(&store, &key, &layer, &outcome.files)?;
+                                // Only an optimisation for the next build: a failure is not the build's.
+                if let Err(error) = record_previous(&store, &key, &layer, &outcome.files) {
+                    tracing::warn!(%error, "could not record the COPY result for incremental rebuilds");
+                }
                 StepResult::Layer(layer)
             }
             None => StepResult::Empty,
