@@ -72,6 +72,14 @@ impl FileMeta {
     }
 }
 
+/// Whether COPY/ADD carries the extended attribute `name` into a layer (and so into its
+/// checksum): every attribute but the kernel's overlay bookkeeping (`trusted.overlay.*`, which
+/// would change how the layer's snapshot is read) and, as BuildKit's file sync, macOS
+/// metadata (`com.apple.*`).
+pub fn is_layer_xattr(name: &[u8]) -> bool {
+    !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"com.apple.")
+}
+
 /// What [`SourceTree::visit_dir`] calls for each entry: its name, its metadata and, for a
 /// regular file, its content digest when the tree knows it without reading the file.
 pub type Visit<'a> = dyn FnMut(&str, &FileMeta, Option<Digest>) -> ControlFlow<()> + 'a;

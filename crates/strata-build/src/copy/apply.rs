@@ -8,7 +8,8 @@
 //!   the exact target, is an error with BuildKit's message.
 //! - Ownership is the `--chown` user, else the tree's forced owner (0:0 for the context),
 //!   else the source's; `--chmod` applies to every copied entry; atime/mtime come from the
-//!   source (or a fixed time); xattrs are copied except the kernel's `trusted.overlay.*`.
+//!   source (or a fixed time); xattrs are copied except the kernel's `trusted.overlay.*` and,
+//!   as BuildKit's file sync, `com.apple.*`.
 //! - Hard links between copied files are recreated as hard links.
 //! - An existing destination directory that is the copy root keeps its metadata (only its
 //!   times are set from the source), as BuildKit's `overwriteTargetMetadata=false`.
@@ -796,8 +797,8 @@ impl Copier<'_> {
     }
 }
 
-/// Copies extended attributes, best effort: the kernel's overlay bookkeeping
-/// (`trusted.overlay.*`) must never be copied, and a filesystem that refuses an attribute
+/// Copies extended attributes, best effort: only those [`source::is_layer_xattr`] keeps, and
+/// a filesystem that refuses an attribute
 /// (e.g. `security.selinux` without SELinux) does not fail the build.
 fn copy_xattrs<Fd: AsFd>(src: &std::path::Path, dst: Fd) {
     let mut names = vec![0u8; 4096];
@@ -805,7 +806,7 @@ fn copy_xattrs<Fd: AsFd>(src: &std::path::Path, dst: Fd) {
         return;
     };
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") {
+        if !source::is_layer_xattr(name) {
             continue;
         }
         let Ok(name) = std::str::from_utf8(name) else {
