@@ -17,12 +17,20 @@
 //! check. The walk validates every file against the cache as it stats it, so a no-op rebuild
 //! costs one directory walk and reads no file; the cache file is rewritten only when a digest
 //! was computed or a remembered file disappeared.
+//!
+//! Extended attributes reach the layer (files and directories), so they are part of the COPY
+//! checksum, and reading them for 20,000 entries on every build would cost as much as the
+//! walk. They are remembered the same way: a file's xattr sum is read through the descriptor
+//! its content was just hashed from and stored in its record; a directory's (and the context
+//! root's) is read when a checksum first needs it and stored in a record of its own. Setting
+//! or removing an xattr moves the ctime, which the record is validated by, so an unchanged
+//! entry's xattrs are never listed again.
 
 mod statcache;
 mod walk;
 
 use crate::ignore::PatternMatcher;
-use crate::source::{FileKind, FileMeta, SourceTree};
+use crate::source::{FileKind, FileMeta, Known, SourceTree, XattrSum};
 use sha2::{Digest as _, Sha256};
 use statcache::{Record, StatCache};
 use std::collections::HashMap;
@@ -82,6 +90,9 @@ pub struct HashStats {
     /// Files whose stat cache record still matches their stat: their digest is known without
     /// reading them.
     pub cache_hits: u64,
+    /// Files and directories whose extended attributes were listed (`listxattr`): those
+    /// hashed, and directories whose record was missing or stale.
+    pub xattrs_read: u64,
 }
 
 fn now_ns() -> i64 {
@@ -126,21 +137,28 @@ pub(crate) fn meta_from_std(md: &std::fs::Metadata, link_target: Option<String>)
     }
 }
 
-/// Where an entry is: directory index and position in it.
+/// Where an entry is: directory index and position in it, or [`ROOT`].
 type Loc = (u32, u32);
+
+/// The context directory itself (it has no parent entry; its record is the root group's
+/// record named `""`).
+const ROOT: Loc = (NO_DIR, NO_DIR);
 
 /// The filtered build context.
 #[derive(Debug)]
 pub struct BuildContext {
     root: PathBuf,
     root_meta: FileMeta,
+    /// The root's record in the stat cache ([`NO_RECORD`] if none) and whether it is valid.
+    root_record: (u32, bool),
     tree: Tree,
     cache: StatCache,
     stat_cache_path: Option<PathBuf>,
-    /// Digests computed during this build, by entry, to be remembered.
+    /// Digests and xattr sums read during this build, by entry, to be remembered.
     fresh: Mutex<HashMap<Loc, Record>>,
     files_hashed: AtomicU64,
     bytes_hashed: AtomicU64,
+    xattrs_read: AtomicU64,
 }
 
 impl BuildContext {
@@ -166,19 +184,29 @@ impl BuildContext {
         .map_err(|e| root_err(e.into()))?;
         let root_meta = walk::stat_fd(std::os::fd::AsFd::as_fd(&fd)).map_err(root_err)?;
         let cache = stat_cache.map(StatCache::load).unwrap_or_default();
-        let tree = walk::walk(root, fd, ignore, &cache).map_err(|e| ContextError::Io {
+        let mut tree = walk::walk(root, fd, ignore, &cache).map_err(|e| ContextError::Io {
             path: e.path,
             source: e.source,
         })?;
+        let root_record = cache
+            .dir("")
+            .next()
+            .filter(|(_, name, _)| name.is_empty())
+            .map_or((NO_RECORD, false), |(at, _, record)| {
+                (at, record.valid_for(&root_meta))
+            });
+        tree.matched_records += usize::from(root_record.0 != NO_RECORD);
         Ok(Self {
             root: root.to_path_buf(),
             root_meta,
+            root_record,
             tree,
             cache,
             stat_cache_path: stat_cache.map(Path::to_path_buf),
             fresh: Mutex::new(HashMap::new()),
             files_hashed: AtomicU64::new(0),
             bytes_hashed: AtomicU64::new(0),
+            xattrs_read: AtomicU64::new(0),
         })
     }
 
@@ -247,6 +275,7 @@ impl BuildContext {
             files_hashed: self.files_hashed.load(Ordering::Relaxed),
             bytes_hashed: self.bytes_hashed.load(Ordering::Relaxed),
             cache_hits: self.tree.cached_files as u64,
+            xattrs_read: self.xattrs_read.load(Ordering::Relaxed),
         }
     }
 
@@ -278,15 +307,82 @@ impl BuildContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The digest the stat cache (or an earlier hash in this build) gives for the entry.
-    fn known_digest(&self, loc: Loc) -> Option<Digest> {
-        let node = self.node(loc);
-        if node.cached
-            && let Some(record) = self.cache.record_at(node.record)
-        {
-            return Some(Digest::from_bytes(record.digest));
+    fn meta(&self, loc: Loc) -> &FileMeta {
+        if loc == ROOT {
+            &self.root_meta
+        } else {
+            &self.node(loc).meta
         }
-        self.fresh().get(&loc).map(|r| Digest::from_bytes(r.digest))
+    }
+
+    /// The entry's record in the loaded stat cache and whether it is valid for its stat.
+    fn stored_record(&self, loc: Loc) -> (u32, bool) {
+        if loc == ROOT {
+            self.root_record
+        } else {
+            let node = self.node(loc);
+            (node.record, node.cached)
+        }
+    }
+
+    /// The record the stat cache (or an earlier read in this build) gives for the entry.
+    fn known_record(&self, loc: Loc) -> Option<Record> {
+        if let (at, true) = self.stored_record(loc)
+            && let Some(record) = self.cache.record_at(at)
+        {
+            return Some(record);
+        }
+        self.fresh().get(&loc).copied()
+    }
+
+    /// The digest the stat cache (or an earlier hash in this build) gives for the file.
+    fn known_digest(&self, loc: Loc) -> Option<Digest> {
+        self.known_record(loc)
+            .map(|record| Digest::from_bytes(record.digest))
+    }
+
+    /// What is known of a regular file or directory without reading it.
+    fn known(&self, loc: Loc, kind: &FileKind) -> Known {
+        let record = match kind {
+            FileKind::File | FileKind::Dir => self.known_record(loc),
+            _ => None,
+        };
+        record.map_or(Known::default(), |record| Known {
+            content: (*kind == FileKind::File).then(|| Digest::from_bytes(record.digest)),
+            xattrs: Some(record.xattrs.map(Digest::from_bytes)),
+        })
+    }
+
+    /// The layer xattrs of the entry at `rel`, summed: from the stat cache when its stat still
+    /// matches, otherwise listed (and, for a directory, remembered).
+    pub fn entry_xattr_sum(&self, rel: &str) -> Result<XattrSum, ContextError> {
+        let loc = if rel.is_empty() {
+            ROOT
+        } else {
+            self.locate(rel).ok_or_else(|| ContextError::NotInContext {
+                path: rel.to_string(),
+            })?
+        };
+        if let Some(record) = self.known_record(loc) {
+            return Ok(record.xattrs.map(Digest::from_bytes));
+        }
+        let meta = self.meta(loc);
+        let host = self.root.join(rel);
+        let read_at_ns = now_ns();
+        let sum = crate::source::read_xattr_sum(&host).map_err(|source| ContextError::Io {
+            path: host.clone(),
+            source,
+        })?;
+        self.xattrs_read.fetch_add(1, Ordering::Relaxed);
+        // A file's sum is remembered with its content digest (see `file_digest`, which a
+        // checksum asks first); a directory's on its own, if nothing changed while reading.
+        if meta.kind == FileKind::Dir && unchanged_since(&host, meta) {
+            self.fresh().insert(
+                loc,
+                Record::new(meta, read_at_ns, [0; 32], sum.map(|d| *d.as_bytes())),
+            );
+        }
+        Ok(sum)
     }
 
     /// The content digest of the regular file at `rel`, from the stat cache when its stat
@@ -301,21 +397,22 @@ impl BuildContext {
         let meta = &self.node(loc).meta;
         let hashed_at_ns = now_ns();
         let host = self.root.join(rel);
-        let (digest, read) = hash_file(&host)?;
+        let (digest, read, xattrs) = hash_file(&host)?;
         self.files_hashed.fetch_add(1, Ordering::Relaxed);
         self.bytes_hashed.fetch_add(read, Ordering::Relaxed);
-        // Only remember the digest if the file was not modified while it was read.
-        let unchanged = std::fs::symlink_metadata(&host)
-            .map(|md| {
-                let now = meta_from_std(&md, None);
-                now.size == meta.size
-                    && now.mtime_ns == meta.mtime_ns
-                    && now.ctime_ns == meta.ctime_ns
-            })
-            .unwrap_or(false);
-        if unchanged {
-            self.fresh()
-                .insert(loc, Record::new(meta, hashed_at_ns, *digest.as_bytes()));
+        self.xattrs_read.fetch_add(1, Ordering::Relaxed);
+        // Only remember the digest if the file was not modified (content or xattrs: both move
+        // the ctime) while it was read.
+        if unchanged_since(&host, meta) {
+            self.fresh().insert(
+                loc,
+                Record::new(
+                    meta,
+                    hashed_at_ns,
+                    *digest.as_bytes(),
+                    xattrs.map(|d| *d.as_bytes()),
+                ),
+            );
         }
         Ok(digest)
     }
@@ -374,8 +471,21 @@ impl BuildContext {
         }
         dirs.sort_by(|a, b| a.1.rel.as_bytes().cmp(b.1.rel.as_bytes()));
         let mut writer = statcache::Writer::new();
+        let root_record = match fresh.get(&ROOT) {
+            Some(record) => Some(*record),
+            None if self.root_record.0 != NO_RECORD => self.cache.record_at(self.root_record.0),
+            None => None,
+        };
         for (d, dir) in dirs {
             let mut opened = false;
+            if d == 0
+                && let Some(record) = &root_record
+            {
+                // Named "": sorts before every entry of the root group.
+                writer.dir("");
+                writer.record("", record);
+                opened = true;
+            }
             for (i, node) in dir.entries.iter().enumerate() {
                 let record = match fresh.get(&(d, i as u32)) {
                     Some(record) => Some(*record),
@@ -409,7 +519,22 @@ impl BuildContext {
     }
 }
 
-fn hash_file(path: &Path) -> Result<(Digest, u64), ContextError> {
+/// Whether the entry at `host` still has the size, times and inode of `meta` (so what was
+/// read from it describes that stat).
+fn unchanged_since(host: &Path, meta: &FileMeta) -> bool {
+    std::fs::symlink_metadata(host)
+        .map(|md| {
+            let now = meta_from_std(&md, None);
+            now.size == meta.size
+                && now.mtime_ns == meta.mtime_ns
+                && now.ctime_ns == meta.ctime_ns
+                && now.ino == meta.ino
+        })
+        .unwrap_or(false)
+}
+
+/// Hashes a regular file's content, then sums its layer xattrs through the same descriptor.
+fn hash_file(path: &Path) -> Result<(Digest, u64, XattrSum), ContextError> {
     let err = |source| ContextError::Io {
         path: path.to_path_buf(),
         source,
@@ -430,7 +555,8 @@ fn hash_file(path: &Path) -> Result<(Digest, u64), ContextError> {
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((Digest::from_bytes(hasher.finalize().into()), total))
+    let xattrs = crate::source::read_xattr_sum_fd(std::os::fd::AsFd::as_fd(&f)).map_err(err)?;
+    Ok((Digest::from_bytes(hasher.finalize().into()), total, xattrs))
 }
 
 impl SourceTree for BuildContext {
@@ -459,13 +585,9 @@ impl SourceTree for BuildContext {
         };
         let dir = &self.tree.dirs[d as usize];
         for (i, node) in dir.entries.iter().enumerate() {
-            // The fresh-digest lock is taken per uncached file, never across `visit`.
-            let digest = if node.meta.kind == FileKind::File {
-                self.known_digest((d, i as u32))
-            } else {
-                None
-            };
-            if visit(dir.name(node), &node.meta, digest).is_break() {
+            // The fresh-record lock is taken per uncached entry, never across `visit`.
+            let known = self.known((d, i as u32), &node.meta.kind);
+            if visit(dir.name(node), &node.meta, known).is_break() {
                 break;
             }
         }
@@ -496,6 +618,11 @@ impl SourceTree for BuildContext {
             self.file_digest(rel)
                 .map_err(|e| std::io::Error::other(e.to_string())),
         )
+    }
+
+    fn xattr_sum(&self, rel: &str) -> std::io::Result<XattrSum> {
+        self.entry_xattr_sum(rel)
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
@@ -583,7 +710,8 @@ mod tests {
             HashStats {
                 files_hashed: 0,
                 bytes_hashed: 0,
-                cache_hits: 2
+                cache_hits: 2,
+                xattrs_read: 0,
             }
         );
 

@@ -6,6 +6,7 @@
 //! `etc/passwd` (as BuildKit's `fs.RootPath` does) and nothing outside can ever be read.
 
 use crate::paths;
+use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::os::unix::fs::OpenOptionsExt;
@@ -80,9 +81,105 @@ pub fn is_layer_xattr(name: &[u8]) -> bool {
     !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"com.apple.")
 }
 
-/// What [`SourceTree::visit_dir`] calls for each entry: its name, its metadata and, for a
-/// regular file, its content digest when the tree knows it without reading the file.
-pub type Visit<'a> = dyn FnMut(&str, &FileMeta, Option<Digest>) -> ControlFlow<()> + 'a;
+/// The extended attributes of an entry that reach a layer, summed: the digest of their
+/// canonical encoding ([`xattr_sum`]), or `None` when the entry has none (so an entry without
+/// xattrs adds nothing to a COPY checksum and keys computed before xattrs were summed still
+/// hold).
+pub type XattrSum = Option<Digest>;
+
+/// What a tree knows about an entry without reading it (the build context's stat cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The content digest of a regular file.
+    pub content: Option<Digest>,
+    /// The extended attributes of a regular file or directory; `None` when unknown.
+    pub xattrs: Option<XattrSum>,
+}
+
+/// Sums extended attributes `(name, value)`: those [`is_layer_xattr`] keeps, sorted by name,
+/// each written as `name NUL len NUL value` into one SHA-256. `None` when none is kept.
+pub fn xattr_sum(attrs: &mut [(Vec<u8>, Vec<u8>)]) -> XattrSum {
+    attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher: Option<Sha256> = None;
+    for (name, value) in attrs.iter().filter(|(n, _)| is_layer_xattr(n)) {
+        let h = hasher.get_or_insert_with(Sha256::new);
+        h.update(name);
+        h.update([0]);
+        h.update(value.len().to_string());
+        h.update([0]);
+        h.update(value);
+    }
+    hasher.map(|h| Digest::from_bytes(h.finalize().into()))
+}
+
+/// Reads the extended attributes of `path` (not following a final symlink) that reach a
+/// layer and sums them. A filesystem without xattr support has none; an attribute removed
+/// between listing and reading is skipped (its removal moved the ctime, so the caller's stat
+/// check sees the change).
+pub fn read_xattr_sum(path: &Path) -> std::io::Result<XattrSum> {
+    read_xattrs_with(
+        |names| rustix::fs::llistxattr(path, names),
+        |name, value| rustix::fs::lgetxattr(path, name, value),
+    )
+}
+
+/// [`read_xattr_sum`] through an open descriptor.
+pub fn read_xattr_sum_fd(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<XattrSum> {
+    read_xattrs_with(
+        |names| rustix::fs::flistxattr(fd, names),
+        |name, value| rustix::fs::fgetxattr(fd, name, value),
+    )
+}
+
+fn read_xattrs_with(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&std::ffi::CStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> std::io::Result<XattrSum> {
+    use rustix::io::Errno;
+    // Most files have no xattrs: one call with a small buffer answers.
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match list(&mut names) {
+            Ok(n) => break n,
+            Err(Errno::RANGE) => {
+                let needed = list(&mut [])?;
+                names.resize(needed.max(names.len() * 2), 0);
+            }
+            Err(Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut attrs = Vec::new();
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if !is_layer_xattr(name) {
+            continue;
+        }
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; 256];
+        let got = loop {
+            match get(&cname, &mut value) {
+                Ok(n) => break Some(n),
+                Err(Errno::RANGE) => {
+                    let needed = get(&cname, &mut [])?;
+                    value.resize(needed.max(value.len() * 2), 0);
+                }
+                Err(Errno::NODATA) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(n) = got {
+            value.truncate(n);
+            attrs.push((name.to_vec(), value));
+        }
+    }
+    Ok(xattr_sum(&mut attrs))
+}
+
+/// What [`SourceTree::visit_dir`] calls for each entry: its name, its metadata and what the
+/// tree knows of it without reading it.
+pub type Visit<'a> = dyn FnMut(&str, &FileMeta, Known) -> ControlFlow<()> + 'a;
 
 /// Read access to a tree that COPY/ADD copies from. Paths are relative, `/`-separated,
 /// cleaned, with `""` for the root, and contain no symlink components (see [`resolve`]).
@@ -92,8 +189,8 @@ pub trait SourceTree: Sync {
     /// The names in directory `rel`, sorted.
     fn list(&self, rel: &str) -> std::io::Result<Vec<String>>;
     /// Calls `visit` with the name and metadata of each entry of directory `rel`, in name
-    /// order, and for a regular file the content digest when the tree knows it without
-    /// reading the file (the build context's stat cache). Stops when `visit` breaks. The
+    /// order, and what the tree knows of it without reading it (content digest, xattrs: the
+    /// build context's stat cache). Stops when `visit` breaks. The
     /// default lists and stats; trees that hold their entries in memory visit them in place.
     fn visit_dir(&self, rel: &str, visit: &mut Visit<'_>) -> std::io::Result<()> {
         let mut child = String::new();
@@ -105,7 +202,7 @@ pub trait SourceTree: Sync {
             }
             child.push_str(&name);
             if let Some(meta) = self.lstat(&child)?
-                && visit(&name, &meta, None).is_break()
+                && visit(&name, &meta, Known::default()).is_break()
             {
                 break;
             }
@@ -124,6 +221,12 @@ pub trait SourceTree: Sync {
     fn content_digest(&self, rel: &str) -> Option<std::io::Result<Digest>> {
         let _ = rel;
         None
+    }
+    /// The extended attributes of the entry at `rel` that reach a layer, summed. The default
+    /// reads them; the build context answers from its stat cache when the entry's stat is
+    /// unchanged.
+    fn xattr_sum(&self, rel: &str) -> std::io::Result<XattrSum> {
+        read_xattr_sum(&self.host_path(rel))
     }
 }
 
@@ -329,6 +432,63 @@ fn resolve_impl(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    fn attrs(pairs: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    /// The xattr sum covers exactly what the copier writes: `com.apple.*` (BuildKit's file
+    /// sync drops them) and `trusted.overlay.*` are left out, order does not matter, names
+    /// and values (with their lengths) do.
+    #[test]
+    fn xattr_sums_cover_the_layer_xattrs() {
+        let sum = |pairs: &[(&str, &[u8])]| xattr_sum(&mut attrs(pairs));
+        assert_eq!(sum(&[]), None);
+        assert_eq!(
+            sum(&[
+                ("com.apple.quarantine", b"q"),
+                ("trusted.overlay.opaque", b"y")
+            ]),
+            None
+        );
+        let base = sum(&[("user.a", b"1"), ("security.capability", b"\x01\x00")]);
+        assert!(base.is_some());
+        type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Pairs, bool); 6] = [
+            (
+                &[("security.capability", b"\x01\x00"), ("user.a", b"1")],
+                true,
+            ),
+            (
+                &[
+                    ("user.a", b"1"),
+                    ("com.apple.FinderInfo", b"f"),
+                    ("security.capability", b"\x01\x00"),
+                ],
+                true,
+            ),
+            (
+                &[("user.a", b"2"), ("security.capability", b"\x01\x00")],
+                false,
+            ),
+            (
+                &[("user.b", b"1"), ("security.capability", b"\x01\x00")],
+                false,
+            ),
+            (&[("user.a", b"1")], false),
+            // One byte moved from one value to the other.
+            (
+                &[("user.a", b""), ("security.capability", b"\x01\x001")],
+                false,
+            ),
+        ];
+        for (pairs, same) in cases {
+            assert_eq!(sum(pairs) == base, same, "{pairs:?}");
+        }
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_tree() {

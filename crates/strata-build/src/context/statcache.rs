@@ -1,5 +1,5 @@
-//! The stat cache file: content digests of context files from earlier builds, validated
-//! git-index style by their stat.
+//! The stat cache file: content digests and extended-attribute sums of context entries from
+//! earlier builds, validated git-index style by their stat.
 //!
 //! The file is grouped by directory so the parallel context walk can consume it without
 //! building a map of 20,000 strings: the loader only indexes the directory groups (one entry
@@ -10,20 +10,25 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! "strata-statcache" u32:version(2) u32:groups
+//! "strata-statcache" u32:version(3) u32:groups
 //! groups × { u32:len dir-path  u32:records
 //!            records × { u32:len name  u64:size i64:mtime_ns i64:ctime_ns u64:ino
-//!                        i64:hashed_at_ns u32:mode [32]:sha256 } }
+//!                        i64:hashed_at_ns u32:mode [32]:sha256
+//!                        u8:has-xattrs [32]:xattr-sum (only when has-xattrs is 1) } }
 //! ```
 //!
-//! Groups are sorted by directory path and records by name (byte order). A missing, truncated
-//! or foreign file is an empty cache: the cache is an optimisation, never a source of truth.
+//! Regular files have records (content digest and xattr sum), and so do directories whose
+//! xattrs were read (sha256 all zero); the context root's record is the one named `""` in the
+//! root group. `setxattr`/`removexattr` move the ctime, so the same stat validation covers
+//! the xattr sum: a no-op rebuild lists no xattrs. Groups are sorted by directory path and
+//! records by name (byte order). A missing, truncated or foreign file (version 2 had no xattr
+//! sums) is an empty cache: the cache is an optimisation, never a source of truth.
 
 use crate::source::FileMeta;
 
 const MAGIC: &[u8; 16] = b"strata-statcache";
-const VERSION: u32 = 2;
-/// Size of the fixed part of a record (after its name).
+const VERSION: u32 = 3;
+/// Size of the fixed part of a record (after its name), up to the xattr flag.
 const FIXED: usize = 8 * 5 + 4 + 32;
 
 /// A file whose ctime is this close to (or after) the time it was hashed is not trusted from
@@ -31,7 +36,7 @@ const FIXED: usize = 8 * 5 + 4 + 32;
 /// can leave every stat field unchanged.
 pub(crate) const RACY_WINDOW_NS: i64 = 50_000_000;
 
-/// One remembered digest.
+/// One remembered entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Record {
     pub size: u64,
@@ -40,7 +45,11 @@ pub(crate) struct Record {
     pub ino: u64,
     pub hashed_at_ns: i64,
     pub mode: u32,
+    /// Content digest of a regular file (all zero for a directory).
     pub digest: [u8; 32],
+    /// The entry's layer xattrs, summed ([`crate::source::xattr_sum`]); `None` when it has
+    /// none.
+    pub xattrs: Option<[u8; 32]>,
 }
 
 impl Record {
@@ -55,8 +64,13 @@ impl Record {
             && meta.ctime_ns.saturating_add(RACY_WINDOW_NS) < self.hashed_at_ns
     }
 
-    /// The record for `meta` hashed at `hashed_at_ns`.
-    pub fn new(meta: &FileMeta, hashed_at_ns: i64, digest: [u8; 32]) -> Self {
+    /// The record for `meta` read (hashed, xattrs listed) from `hashed_at_ns` on.
+    pub fn new(
+        meta: &FileMeta,
+        hashed_at_ns: i64,
+        digest: [u8; 32],
+        xattrs: Option<[u8; 32]>,
+    ) -> Self {
         Self {
             size: meta.size,
             mtime_ns: meta.mtime_ns,
@@ -65,11 +79,20 @@ impl Record {
             hashed_at_ns,
             mode: meta.mode,
             digest,
+            xattrs,
         }
     }
 
-    fn decode(fixed: &[u8]) -> Option<Self> {
+    /// Decodes the record after a name; `None` when the bytes end early or the flag is not
+    /// 0 or 1.
+    fn decode(r: &mut Reader<'_>) -> Option<Self> {
+        let fixed = r.take(FIXED)?;
         let u64_at = |i: usize| Some(u64::from_le_bytes(fixed.get(i..i + 8)?.try_into().ok()?));
+        let xattrs = match r.take(1)? {
+            [0] => None,
+            [1] => Some(r.take(32)?.try_into().ok()?),
+            _ => return None,
+        };
         Some(Self {
             size: u64_at(0)?,
             mtime_ns: u64_at(8)? as i64,
@@ -78,6 +101,7 @@ impl Record {
             hashed_at_ns: u64_at(32)? as i64,
             mode: u32::from_le_bytes(fixed.get(40..44)?.try_into().ok()?),
             digest: fixed.get(44..76)?.try_into().ok()?,
+            xattrs,
         })
     }
 
@@ -93,6 +117,13 @@ impl Record {
         }
         out.extend_from_slice(&self.mode.to_le_bytes());
         out.extend_from_slice(&self.digest);
+        match &self.xattrs {
+            None => out.push(0),
+            Some(sum) => {
+                out.push(1);
+                out.extend_from_slice(sum);
+            }
+        }
     }
 }
 
@@ -143,7 +174,8 @@ impl StatCache {
             let first = r.at;
             for _ in 0..n {
                 let len = r.u32()? as usize;
-                r.take(len + FIXED)?;
+                r.take(len)?;
+                Record::decode(&mut r)?;
             }
             groups.push(Group {
                 path,
@@ -200,7 +232,7 @@ impl StatCache {
             let at = r.at as u32;
             let len = r.u32()? as usize;
             let name = r.take(len)?;
-            let record = Record::decode(r.take(FIXED)?)?;
+            let record = Record::decode(&mut r)?;
             Some((at, name, record))
         })
     }
@@ -213,7 +245,7 @@ impl StatCache {
         };
         let len = r.u32()? as usize;
         r.take(len)?;
-        Record::decode(r.take(FIXED)?)
+        Record::decode(&mut r)
     }
 }
 
@@ -307,6 +339,7 @@ mod tests {
             hashed_at_ns: 9_000_000_000,
             mode: 0o100644,
             digest: [n; 32],
+            xattrs: (n % 2 == 1).then_some([n ^ 0xff; 32]),
         }
     }
 
@@ -348,6 +381,14 @@ mod tests {
         let mut foreign = good.clone();
         foreign[16] = 1; // version 1: the old, ungrouped format
         assert!(StatCache::parse(foreign).is_none());
+        let mut v2 = good.clone();
+        v2[16] = 2; // version 2: no xattr sums
+        assert!(StatCache::parse(v2).is_none());
+        let mut bad_flag = good.clone();
+        let flag_at = good.len() - 33;
+        assert_eq!(bad_flag[flag_at], 1, "record(7) has xattrs");
+        bad_flag[flag_at] = 2;
+        assert!(StatCache::parse(bad_flag).is_none());
         let mut huge = good;
         huge[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(StatCache::parse(huge).is_none());

@@ -33,9 +33,11 @@ pub(crate) struct Node {
     pub meta: FileMeta,
     /// The directory's index when this is a directory.
     pub child: u32,
-    /// Offset of this file's record in the loaded stat cache, or [`NO_RECORD`].
+    /// Offset of this file's or directory's record in the loaded stat cache, or
+    /// [`NO_RECORD`].
     pub record: u32,
-    /// The record is valid for this stat: its digest is the file's content digest.
+    /// The record is valid for this stat: its digest is the file's content digest and its
+    /// xattr sum the entry's.
     pub cached: bool,
     /// An excluded directory walked only because an exception may re-include something below
     /// it: kept only if something is.
@@ -70,7 +72,7 @@ impl Dir {
 #[derive(Debug, Default)]
 pub(crate) struct Tree {
     pub dirs: Vec<Dir>,
-    /// Stat cache records whose name is still a file in the context.
+    /// Stat cache records whose name is still a file or directory in the context.
     pub matched_records: usize,
     /// Files whose record is valid for their stat.
     pub cached_files: usize,
@@ -373,11 +375,11 @@ fn read_dir(
             while records.next_if(|(_, n, _)| *n < name).is_some() {}
             if let Some((at, _, record)) = records.next_if(|(_, n, _)| *n == name) {
                 let node = &mut dir.entries[i];
-                if node.meta.kind == FileKind::File {
+                if matches!(node.meta.kind, FileKind::File | FileKind::Dir) {
                     matched += 1;
                     node.record = at;
                     node.cached = record.valid_for(&node.meta);
-                    cached += usize::from(node.cached);
+                    cached += usize::from(node.cached && node.meta.kind == FileKind::File);
                 }
             }
         }

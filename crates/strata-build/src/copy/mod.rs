@@ -5,8 +5,8 @@
 //!    destination made absolute against WORKDIR, flags validated;
 //! 2. [`checksum`]: a digest of what will reach the layer: for every entry a tarsum-like
 //!    header (name, type, permission bits after `--chmod`, owner the entry will get, size,
-//!    link target, device number) and the content digest, never mtimes; unchanged context
-//!    files are answered by the stat cache;
+//!    link target, device number), the content digest and the extended attributes of files
+//!    and directories, never mtimes; unchanged context entries are answered by the stat cache;
 //! 3. [`execute`]: the writes into the step's rootfs ([`apply`]), all resolved in-root.
 
 pub mod apply;
@@ -23,7 +23,7 @@ pub use resolve::{Item, ItemRef, ResolvedSource, Roots, SelectOptions};
 
 use crate::ignore::IgnoreError;
 use crate::paths;
-use crate::source::{FileKind, FileMeta, ResolveError, SourceTree};
+use crate::source::{FileKind, FileMeta, ResolveError, SourceTree, XattrSum};
 use fsops::{DestRoot, MkdirError};
 use sha2::{Digest as _, Sha256};
 use std::io::Read;
@@ -195,8 +195,8 @@ fn prepare_header(spec: &CopySpec) -> Result<PreparedCopy, CopyError> {
 }
 
 /// The content checksum of a prepared copy: changes exactly when what reaches the layer
-/// changes (names, types, modes after `--chmod`, ownership, sizes, link targets, contents),
-/// and never because of a timestamp. `--chown` is included as written: the ids it resolves
+/// changes (names, types, modes after `--chmod`, ownership, sizes, link targets, contents,
+/// xattrs of files and directories), and never because of a timestamp. `--chown` is included as written: the ids it resolves
 /// to depend only on the parent layer, which the step's cache key already covers.
 pub fn checksum(tree: &dyn SourceTree, copy: &PreparedCopy) -> Result<Digest, CopyError> {
     // Collect the regular files first so their digests can be computed in parallel.
@@ -216,13 +216,30 @@ pub fn checksum(tree: &dyn SourceTree, copy: &PreparedCopy) -> Result<Digest, Co
     for source in &copy.sources {
         sum.source(source);
         let digest = next_if_file(&source.root_meta, &mut digests);
-        sum.entry("", &source.root_meta, false, digest.as_ref());
+        let xattrs = layer_xattrs(tree, &source.root, &source.root_meta)?;
+        sum.entry("", &source.root_meta, false, digest.as_ref(), xattrs);
         for item in &source.items {
             let digest = next_if_file(&item.meta, &mut digests);
-            sum.entry(&item.rel, &item.meta, item.implicit, digest.as_ref());
+            let xattrs = layer_xattrs(tree, &item.src, &item.meta)?;
+            sum.entry(
+                &item.rel,
+                &item.meta,
+                item.implicit,
+                digest.as_ref(),
+                xattrs,
+            );
         }
     }
     Ok(sum.finish())
+}
+
+/// The xattr sum of a source entry whose xattrs reach the layer (regular files and
+/// directories; the copier gives links and devices none).
+fn layer_xattrs(tree: &dyn SourceTree, src: &str, meta: &FileMeta) -> Result<XattrSum, CopyError> {
+    match meta.kind {
+        FileKind::File | FileKind::Dir => tree.xattr_sum(src).map_err(|e| io_error(src, e)),
+        _ => Ok(None),
+    }
 }
 
 fn next_if_file(meta: &FileMeta, digests: &mut impl Iterator<Item = Digest>) -> Option<Digest> {
@@ -233,9 +250,10 @@ fn next_if_file(meta: &FileMeta, digests: &mut impl Iterator<Item = Digest>) -> 
 
 /// [`prepare`] then [`checksum`] without holding the entries in memory: the sources are
 /// resolved, then the trees below them streamed into the checksum, with the digests the tree
-/// already knows (the build context's stat cache). Files it does not know are hashed in
-/// parallel between a first pass that finds them and a second that sums. Gives exactly
-/// [`checksum`]'s digest.
+/// already knows (the build context's stat cache: content digests and xattr sums). Files it
+/// does not know are hashed in parallel between a first pass that finds them and a second
+/// that sums; once a file is missing, the first pass reads no xattrs (its sum is discarded).
+/// Gives exactly [`checksum`]'s digest.
 pub fn prepare_checksum(tree: &dyn SourceTree, spec: &CopySpec) -> Result<Digest, CopyError> {
     let mut copy = prepare_header(spec)?;
     let roots = resolve::resolve_roots(tree, &spec.sources, &spec.select)?;
@@ -243,12 +261,15 @@ pub fn prepare_checksum(tree: &dyn SourceTree, spec: &CopySpec) -> Result<Digest
     let mut known: std::collections::HashMap<String, Digest> = std::collections::HashMap::new();
     for pass in 0..2 {
         let mut missing: Vec<String> = Vec::new();
+        // Whether this pass's sum will be discarded (a file is missing on the first pass).
+        let discarded = std::cell::Cell::new(false);
         let mut sum = Checksum::new(tree, &copy);
         let mut lookup = |src: &str, digest: Option<Digest>| -> Result<Option<Digest>, CopyError> {
             if let Some(d) = digest.or_else(|| known.get(src).copied()) {
                 return Ok(Some(d));
             }
             if pass == 0 {
+                discarded.set(true);
                 missing.push(src.to_string());
                 return Ok(None);
             }
@@ -265,14 +286,24 @@ pub fn prepare_checksum(tree: &dyn SourceTree, spec: &CopySpec) -> Result<Digest
             } else {
                 None
             };
-            sum.entry("", &source.root_meta, false, digest.as_ref());
+            let xattrs = if discarded.get() {
+                None
+            } else {
+                layer_xattrs(tree, &source.root, &source.root_meta)?
+            };
+            sum.entry("", &source.root_meta, false, digest.as_ref(), xattrs);
             roots.walk(tree, i, &mut |item| {
                 let digest = if item.meta.kind == FileKind::File {
-                    lookup(item.src, item.digest)?
+                    lookup(item.src, item.known.content)?
                 } else {
                     None
                 };
-                sum.entry(item.rel, item.meta, item.implicit, digest.as_ref());
+                let xattrs = match item.known.xattrs {
+                    Some(known) => known,
+                    None if discarded.get() => None,
+                    None => layer_xattrs(tree, item.src, item.meta)?,
+                };
+                sum.entry(item.rel, item.meta, item.implicit, digest.as_ref(), xattrs);
                 Ok(())
             })?;
         }
@@ -297,8 +328,11 @@ fn io_error(rel: &str, source: std::io::Error) -> CopyError {
 }
 
 /// The checksum's byte stream: a tarsum-like header per entry, then the content digest of a
-/// regular file. Numbers are written by hand (decimal, permission bits in octal) because a
-/// no-op rebuild sums 20,000 of these headers.
+/// regular file, then, only for an entry with layer xattrs, `NUL "xattrs" NUL` and their sum.
+/// An entry without xattrs adds exactly what it added before xattrs were summed, so existing
+/// cache keys hold; the suffix cannot be mistaken for the next entry, which starts with a
+/// non-empty name or `source`, never with NUL. Numbers are written by hand (decimal,
+/// permission bits in octal) because a no-op rebuild sums 20,000 of these headers.
 struct Checksum<'a> {
     hasher: Sha256,
     forced_owner: Option<(u32, u32)>,
@@ -329,7 +363,14 @@ impl<'a> Checksum<'a> {
         ));
     }
 
-    fn entry(&mut self, name: &str, meta: &FileMeta, implicit: bool, digest: Option<&Digest>) {
+    fn entry(
+        &mut self,
+        name: &str,
+        meta: &FileMeta,
+        implicit: bool,
+        digest: Option<&Digest>,
+        xattrs: XattrSum,
+    ) {
         let (uid, gid) = self.forced_owner.unwrap_or((meta.uid, meta.gid));
         let perms = match self.chmod {
             Some(chmod) => chmod.apply(meta.permissions(), meta.is_dir()),
@@ -368,6 +409,10 @@ impl<'a> Checksum<'a> {
             && let Some(d) = digest
         {
             b.extend_from_slice(d.as_bytes());
+        }
+        if let Some(x) = xattrs {
+            b.extend_from_slice(b"\0xattrs\0");
+            b.extend_from_slice(x.as_bytes());
         }
         self.hasher.update(&self.buf);
     }

@@ -74,8 +74,8 @@ pub struct ItemRef<'a> {
     pub meta: &'a FileMeta,
     /// See [`Item::implicit`].
     pub implicit: bool,
-    /// The content digest of a regular file when the tree knows it without reading the file.
-    pub digest: Option<strata_image::Digest>,
+    /// What the tree knows of it without reading it (content digest, xattr sum).
+    pub known: crate::source::Known,
 }
 
 /// The copy roots of a source list, resolved, with what selects the entries below them:
@@ -327,7 +327,7 @@ impl Walk<'_, '_> {
                 src: &src,
                 meta: &meta,
                 implicit: true,
-                digest: None,
+                known: crate::source::Known::default(),
             })?;
         }
         (self.visit)(item)
@@ -346,7 +346,7 @@ impl Walk<'_, '_> {
         let mut child_rel = String::with_capacity(rel.len() + 32);
         let mut failed: Option<CopyError> = None;
         let tree = self.tree;
-        let listed = tree.visit_dir(src, &mut |name, meta, digest| {
+        let listed = tree.visit_dir(src, &mut |name, meta, known| {
             child_src.clear();
             if !src.is_empty() {
                 child_src.push_str(src);
@@ -363,7 +363,7 @@ impl Walk<'_, '_> {
                 &child_src,
                 &child_rel,
                 meta,
-                digest,
+                known,
                 include_info,
                 exclude_info,
             ) {
@@ -385,7 +385,7 @@ impl Walk<'_, '_> {
         src: &str,
         rel: &str,
         meta: &FileMeta,
-        digest: Option<strata_image::Digest>,
+        known: crate::source::Known,
         include_info: &MatchInfo,
         exclude_info: &MatchInfo,
     ) -> Result<(), CopyError> {
@@ -403,7 +403,7 @@ impl Walk<'_, '_> {
             src,
             meta,
             implicit: false,
-            digest,
+            known,
         };
         if meta.kind == FileKind::Dir {
             if selected {
