@@ -598,3 +598,273 @@ async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
         assert!(err.contains(expected), "{source}: {err}");
     }
 }
+
+/// A repository served by a loopback git daemon: `main` has one commit (README `v1`, a
+/// `sub/dir/file`), tagged with the lightweight tag `v1` and the annotated tag `v1a`.
+struct ServedRepo {
+    _root: tempfile::TempDir,
+    daemon: GitDaemon,
+    commit: String,
+    /// The id of the annotated tag object `v1a` (not of its commit).
+    tag_object: String,
+}
+
+impl ServedRepo {
+    fn new() -> ServedRepo {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        let served = root.path().join("served");
+        std::fs::create_dir_all(work.join("sub/dir")).unwrap();
+        std::fs::create_dir_all(&served).unwrap();
+        std::fs::write(work.join("README"), "v1\n").unwrap();
+        std::fs::write(work.join("sub/dir/file"), "in sub\n").unwrap();
+        git(&work, &["-c", "init.defaultBranch=main", "init", "-q"]);
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-q", "-m", "one"]);
+        git(&work, &["tag", "v1"]);
+        git(&work, &["tag", "-a", "-m", "annotated", "v1a"]);
+        let commit = git(&work, &["rev-parse", "HEAD"]);
+        let tag_object = git(&work, &["rev-parse", "v1a"]);
+        assert_ne!(commit, tag_object);
+        git(
+            root.path(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &work.to_string_lossy(),
+                &served.join("repo.git").to_string_lossy(),
+            ],
+        );
+        let daemon = git_daemon(&served);
+        ServedRepo {
+            _root: root,
+            daemon,
+            commit,
+            tag_object,
+        }
+    }
+
+    fn remote(&self) -> String {
+        format!("git://127.0.0.1:{}/repo.git", self.daemon.port)
+    }
+}
+
+/// How many ADD steps of a build were CACHED (by their vertex names, `[n/m] ADD …`).
+fn cached_adds(events: &[Event]) -> usize {
+    let adds: std::collections::HashSet<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { vertex, name } if name.contains("] ADD ") => Some(*vertex),
+            _ => None,
+        })
+        .collect();
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Cached { vertex } if adds.contains(vertex)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_git_keep_git_dir_keeps_a_repository_of_the_fetched_commit() {
+    let env = env();
+    let repo = ServedRepo::new();
+    let remote = repo.remote();
+    let commit = &repo.commit;
+
+    // Without the flag: no .git. With it, for the same source and destination: a different
+    // key (not CACHED), and a repository whose HEAD is the commit (detached), whose origin is
+    // the remote, with the branch kept under its name and no FETCH_HEAD.
+    let plain = format!("{BASE}\nADD {remote} /src\nRUN test ! -e /src/.git\n");
+    env.build_ok(&plain, &[]).await;
+    let kept = format!(
+        "{BASE}\nADD --keep-git-dir=true {remote} /src\nRUN test \"$(cat /src/README)\" = v1 && test \"$(cat /src/.git/HEAD)\" = {commit} && grep -q 'url = {remote}' /src/.git/config && test \"$(cat /src/.git/refs/heads/main)\" = {commit} && test ! -e /src/.git/FETCH_HEAD && test \"$(stat -c %u /src/.git/HEAD)\" = 0\n"
+    );
+    let first = env.build_ok(&kept, &[]).await;
+    assert_eq!(
+        cached_adds(&first),
+        0,
+        "--keep-git-dir is in the key: {first:?}"
+    );
+    let again = env.build_ok(&kept, &[]).await;
+    assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
+
+    // An annotated tag is kept as a tag; a commit id is checked out detached.
+    let tagged = format!(
+        "{BASE}\nADD --keep-git-dir=true {remote}#v1a /t\nRUN test \"$(cat /t/.git/HEAD)\" = {commit} && test \"$(cat /t/.git/refs/tags/v1a)\" = {}\n",
+        repo.tag_object
+    );
+    env.build_ok(&tagged, &[]).await;
+    let pinned = format!(
+        "{BASE}\nADD --keep-git-dir=true {remote}#{commit} /p\nRUN test \"$(cat /p/.git/HEAD)\" = {commit}\n"
+    );
+    env.build_ok(&pinned, &[]).await;
+
+    // With a subdirectory BuildKit keeps no .git: only the subdirectory's files.
+    let sub = format!(
+        "{BASE}\nADD --keep-git-dir=true {remote}#main:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/.git\n"
+    );
+    env.build_ok(&sub, &[]).await;
+}
+
+/// `--checksum` of a git source, at the git source itself: strata-dockerfile refuses a
+/// checksum that is not a digest before a build starts (BuildKit's parser does not), so only
+/// the digest form reaches a build, where BuildKit's git source refuses it.
+#[test]
+fn add_git_checksum_is_a_commit_id_prefix_as_in_buildkit() {
+    use strata_build::copy::http::git::{self, GitOptions};
+    let repo = ServedRepo::new();
+    let remote = repo.remote();
+    let checkout = |checksum: &str, reference: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GitOptions {
+            keep_git_dir: false,
+            checksum: Some(checksum.to_string()),
+        };
+        git::download(&format!("{remote}#{reference}"), dir.path(), &options)
+            .map(|d| std::fs::read_to_string(d.path.join("README")).unwrap())
+            .map_err(|e| e.to_string())
+    };
+
+    // The full commit id, a prefix of it, and (for an annotated tag) a prefix of the tag
+    // object's id are accepted.
+    for (checksum, reference) in [
+        (repo.commit.as_str(), "v1"),
+        (&repo.commit[..10], "main"),
+        (&repo.tag_object[..10], "v1a"),
+        (&repo.commit[..10], repo.commit.as_str()),
+    ] {
+        assert_eq!(
+            checkout(checksum, reference).as_deref(),
+            Ok("v1\n"),
+            "{checksum} {reference}"
+        );
+    }
+
+    // Another commit's id fails naming what the ref resolved to (the tag object too for an
+    // annotated tag); a non-hex value is refused with BuildKit's message.
+    let wrong = "0123456789abcdef";
+    for (checksum, reference, expected) in [
+        (
+            wrong,
+            "v1",
+            format!("expected checksum to match {wrong}, got {}", repo.commit),
+        ),
+        (
+            wrong,
+            "v1a",
+            format!(
+                "expected checksum to match {wrong}, got {} or {}",
+                repo.tag_object, repo.commit
+            ),
+        ),
+        (
+            "foobar",
+            "v1",
+            "invalid checksum foobar for Git URL, expected hex commit hash".to_string(),
+        ),
+    ] {
+        let err = checkout(checksum, reference).expect_err("a wrong git checksum fails");
+        assert!(err.contains(&expected), "{checksum}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_git_with_a_digest_checksum_is_refused_as_buildkit_does() {
+    let env = env();
+    let repo = ServedRepo::new();
+    let checksum = format!("sha256:{}", "a".repeat(64));
+    let dockerfile = format!(
+        "{BASE}\nADD --checksum={checksum} {}#v1 /src\n",
+        repo.remote()
+    );
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    let err = result.expect_err("a digest is no commit id").to_string();
+    assert!(
+        err.contains(&format!(
+            "invalid checksum {checksum} for Git URL, expected hex commit hash"
+        )),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ADD --checksum of a URL: keyed by the checksum
+
+const COUNTED_PAYLOAD: &str = "counted payload\n";
+
+/// Serves `COUNTED_PAYLOAD` over plain HTTP on a loopback port for every request, counting
+/// them.
+fn serve_counted() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {}\r\nConnection: close\r\n\r\n{COUNTED_PAYLOAD}",
+                    COUNTED_PAYLOAD.len(),
+                    LAST_MODIFIED.0
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_url_with_checksum_is_cached_without_a_request() {
+    let env = env();
+    let (port, requests) = serve_counted();
+    let count = || requests.load(std::sync::atomic::Ordering::SeqCst);
+    let good = Digest::of(COUNTED_PAYLOAD.as_bytes());
+    let url = format!("http://127.0.0.1:{port}/files/data.txt");
+    let with_checksum = |flags: &str, checksum: &Digest| {
+        format!(
+            "{BASE}\nADD {flags}--checksum={checksum} {url} /data/\nRUN test \"$(cat /data/data.txt)\" = '{}'\n",
+            COUNTED_PAYLOAD.trim_end()
+        )
+    };
+
+    // The first build downloads once; the rebuild is CACHED and asks the server nothing.
+    env.build_ok(&with_checksum("", &good), &[]).await;
+    assert_eq!(count(), 1);
+    let again = env.build_ok(&with_checksum("", &good), &[]).await;
+    assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
+    assert_eq!(count(), 1, "a cached ADD --checksum makes no request");
+
+    // `--keep-git-dir` on a URL is ignored, as BuildKit ignores it: the same step, cached.
+    let flagged = env
+        .build_ok(&with_checksum("--keep-git-dir=true ", &good), &[])
+        .await;
+    assert_eq!(cached(&flagged), 2, "{flagged:?}");
+    assert_eq!(count(), 1);
+
+    // Another checksum is another key: a miss downloads, and the content must match it.
+    let wrong = Digest::of(b"something else");
+    let (result, _) = env.build(env.options(&with_checksum("", &wrong))).await;
+    let err = result.expect_err("a wrong checksum fails").to_string();
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert_eq!(count(), 2);
+
+    // Without --checksum every build asks the server (the key is the content and
+    // Last-Modified), and the unchanged content is cached.
+    let plain = format!("{BASE}\nADD {url} /data/\n");
+    env.build_ok(&plain, &[]).await;
+    let rebuilt = env.build_ok(&plain, &[]).await;
+    assert_eq!(cached_adds(&rebuilt), 1, "{rebuilt:?}");
+    assert_eq!(count(), 4);
+}

@@ -52,6 +52,24 @@ pub enum HttpError {
         /// git's error output, or why it could not run.
         message: String,
     },
+    /// `ADD --checksum` of a git source that is not a hex commit id (prefix); BuildKit's
+    /// wording.
+    #[error("invalid checksum {checksum} for Git URL, expected hex commit hash")]
+    GitChecksumInvalid {
+        /// The `--checksum` value.
+        checksum: String,
+    },
+    /// The ref of a git source resolved to a commit (or annotated tag) that the `--checksum`
+    /// is not a prefix of; BuildKit's wording after the source.
+    #[error("{url}: expected checksum to match {expected}, got {got}")]
+    GitChecksumMismatch {
+        /// The source as written.
+        url: String,
+        /// The `--checksum` value.
+        expected: String,
+        /// The resolved ids: `<commit>`, or `<tag object> or <commit>` for an annotated tag.
+        got: String,
+    },
     /// The TLS configuration could not be built.
     #[error("tls configuration: {source}")]
     Tls {
@@ -229,21 +247,21 @@ fn client() -> Result<reqwest::Client, HttpError> {
 }
 
 /// Downloads `url` into directory `dir` under [`file_name_for`]`(url)`, verifying `checksum`;
-/// a git source is checked out instead, and the result names the directory to copy.
+/// a git source is checked out instead (see [`git::download`] for its options), and the
+/// result names the directory to copy.
 ///
 /// Blocking: call it from a blocking thread. It drives the download on the current tokio
 /// runtime when there is one (the build's), else on a private one.
 pub fn download(url: &str, dir: &Path, checksum: Option<&Digest>) -> Result<Downloaded, HttpError> {
     if is_git_source(url) {
-        if checksum.is_some() {
-            return Err(HttpError::Git {
-                url: url.to_string(),
-                command: "fetch".into(),
-                message: "--checksum of a git source (a commit id) is not supported yet".into(),
-            });
-        }
+        // A git checksum is a commit id: a sha256 digest is refused by the git source with
+        // BuildKit's message. [`git::download`] takes the Dockerfile's options directly.
+        let options = git::GitOptions {
+            keep_git_dir: false,
+            checksum: checksum.map(|c| c.to_string()),
+        };
         // Child processes, waited for on this (blocking) thread.
-        return git::download(url, dir);
+        return git::download(url, dir, &options);
     }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.block_on(download_async(url, dir, checksum)),

@@ -144,27 +144,42 @@ pub(super) fn copy_step<'a>(
                 key = key.field("context", &sum.to_string());
             }
         }
+        // Remote sources. A git source is keyed by the commit its ref resolves to, so it is
+        // fetched before the lookup (as BuildKit asks the remote first); so is a URL without
+        // `--checksum`, keyed by its content and Last-Modified. A URL with `--checksum` is keyed
+        // by that checksum, as BuildKit keys it: a cache hit makes no request at all, and the
+        // download (verified against it) happens only on a miss.
         let mut downloads = Vec::new();
+        let mut deferred = Vec::new();
         for url in &urls {
-            let checksum = match &copy.checksum {
-                Some(c) => Some(c.parse::<Digest>().map_err(|_| BuildError::Expand {
-                    rendered: format!("invalid checksum {c:?}: expected sha256:<64 hex digits>"),
-                })?),
-                None => None,
-            };
-            let dir = scratch_path.join(format!("url{}", downloads.len()));
+            let dir = scratch_path.join(format!("url{}", downloads.len() + deferred.len()));
             std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
                 path: dir.clone(),
                 source,
             })?;
-            let url_owned = url.clone();
-            let dir_owned = dir.clone();
-            let downloaded = tokio::task::spawn_blocking(move || {
-                copy::http::download(&url_owned, &dir_owned, checksum.as_ref())
-            })
-            .await
-            .map_err(join_error)?
-            .map_err(copy::CopyError::from)?;
+            let fetch = if copy::http::is_git_source(url) {
+                // `--keep-git-dir` applies to git sources only; BuildKit ignores it for the
+                // others, and so does this.
+                Fetch::Git(copy::http::git::GitOptions {
+                    keep_git_dir: copy.keep_git_dir.unwrap_or(false),
+                    checksum: copy.checksum.clone(),
+                })
+            } else {
+                match &copy.checksum {
+                    Some(c) => {
+                        let checksum = c.parse::<Digest>().map_err(|_| BuildError::Expand {
+                            rendered: format!(
+                                "invalid checksum {c:?}: expected sha256:<64 hex digits>"
+                            ),
+                        })?;
+                        key = key.field("url", &format!("{url}\0checksum\0{checksum}"));
+                        deferred.push((dir, url.clone(), checksum));
+                        continue;
+                    }
+                    None => Fetch::Http(None),
+                }
+            };
+            let downloaded = fetch_remote(url, &dir, fetch).await?;
             key = key.field(
                 "url",
                 &format!(
@@ -225,6 +240,10 @@ pub(super) fn copy_step<'a>(
             state.time = time;
             finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
             return Ok(false);
+        }
+        for (dir, url, checksum) in deferred {
+            let downloaded = fetch_remote(&url, &dir, Fetch::Http(Some(checksum))).await?;
+            downloads.push((dir, downloaded));
         }
         let mut from_view: Option<ReadView> = None;
         let mut from_tree: Option<DirTree> = None;
@@ -353,6 +372,32 @@ async fn incremental_copy(
     })
     .await
     .map_err(join_error)?
+}
+
+/// How a remote ADD source is fetched.
+enum Fetch {
+    /// An http(s) URL, verified against the `--checksum` digest when there is one.
+    Http(Option<Digest>),
+    /// A git repository with the Dockerfile's options.
+    Git(copy::http::git::GitOptions),
+}
+
+/// Downloads (or checks out) `url` into `dir` on a blocking thread.
+async fn fetch_remote(
+    url: &str,
+    dir: &std::path::Path,
+    fetch: Fetch,
+) -> Result<copy::http::Downloaded, BuildError> {
+    let url = url.to_string();
+    let dir = dir.to_path_buf();
+    let downloaded = tokio::task::spawn_blocking(move || match fetch {
+        Fetch::Http(checksum) => copy::http::download(&url, &dir, checksum.as_ref()),
+        Fetch::Git(options) => copy::http::git::download(&url, &dir, &options),
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(copy::CopyError::from)?;
+    Ok(downloaded)
 }
 
 /// Runs `work` (blocking) in a writable view of `layers` and commits it on top of `parent`.

@@ -13,16 +13,35 @@
 //! - git runs with no system or user configuration (`GIT_CONFIG_NOSYSTEM=1`, `HOME=/dev/null`),
 //!   no terminal prompts, `protocol.file.allow=user` (a repository cannot pull host files in as
 //!   submodules) and ssh without a user config;
-//! - the cache key is the resolved commit and the subdir, so a branch that moves rebuilds and
-//!   an unchanged one is cached.
+//! - the cache key is the resolved commit, the subdir and whether `.git` is kept, so a branch
+//!   that moves rebuilds and an unchanged one is cached;
+//! - `--keep-git-dir=true` keeps a `.git` directory in the checkout, only when the whole
+//!   repository is copied (no subdir), as BuildKit's `checkout`: a fresh repository whose
+//!   `origin` is the source's remote, holding the one fetched commit (`--depth=1`) checked out as
+//!   a detached `HEAD`, the ref asked for kept under its name (a branch or a lightweight tag as a
+//!   local branch, an annotated tag as a tag), the reflog and `FETCH_HEAD` removed;
+//! - `--checksum=<hex>` is a commit id or a prefix of one: it must be hex (`invalid checksum …
+//!   for Git URL, expected hex commit hash`) and the resolved commit, or the annotated tag object
+//!   the ref names, must start with it (`expected checksum to match …`). The remote is still
+//!   asked what the ref points to: unlike an http source, a git source is keyed by the resolved
+//!   commit, not by the checksum.
 //!
-//! Not done: `--keep-git-dir=true` (the `.git` directory is never kept), `ADD --checksum` with a
-//! commit id, and the `?ref=…&subdir=…` query form of newer BuildKit releases.
+//! Not done: the `?ref=…&subdir=…&keep-git-dir=…&checksum=…` query form of newer BuildKit
+//! releases.
 
 use super::{Downloaded, HttpError};
 use std::path::Path;
 use std::process::Command;
 use strata_image::Digest;
+
+/// What the Dockerfile asks of a git source besides its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitOptions {
+    /// `ADD --keep-git-dir=true`: keep the `.git` directory (whole-repository sources only).
+    pub keep_git_dir: bool,
+    /// `ADD --checksum=…`: the commit id (or a hex prefix of it) the ref must resolve to.
+    pub checksum: Option<String>,
+}
 
 /// A git source as written: the remote, the ref (may be empty) and the subdirectory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +70,48 @@ fn is_commit(reference: &str) -> bool {
         && reference
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// BuildKit accepts any non-empty run of hex digits as a git checksum (a commit id prefix).
+fn valid_checksum(checksum: &str) -> bool {
+    !checksum.is_empty() && checksum.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `checksum` is a prefix of the resolved commit or of the annotated tag object the
+/// ref names (`tag`, when it differs from the commit). Case-sensitive, as BuildKit compares.
+fn verify_checksum(
+    source: &str,
+    checksum: &str,
+    commit: &str,
+    tag: Option<&str>,
+) -> Result<(), HttpError> {
+    if commit.starts_with(checksum) || tag.is_some_and(|t| t.starts_with(checksum)) {
+        return Ok(());
+    }
+    Err(HttpError::GitChecksumMismatch {
+        url: source.to_string(),
+        expected: checksum.to_string(),
+        got: match tag {
+            Some(tag) => format!("{tag} or {commit}"),
+            None => commit.to_string(),
+        },
+    })
+}
+
+/// Where the kept repository stores the ref asked for: git's own rule for an unqualified
+/// fetch destination (`refs/…` as is, `heads/`, `tags/`, `remotes/` under `refs/`, anything else
+/// a branch), which is what BuildKit's `<ref>:<ref>` fetch gives.
+fn kept_ref_name(reference: &str) -> String {
+    if reference.starts_with("refs/") {
+        reference.to_string()
+    } else if ["heads/", "tags/", "remotes/"]
+        .iter()
+        .any(|p| reference.starts_with(p))
+    {
+        format!("refs/{reference}")
+    } else {
+        format!("refs/heads/{reference}")
+    }
 }
 
 /// Runs git with BuildKit's isolated environment; stdout on success.
@@ -100,9 +161,17 @@ fn fetch(source: &str, args: &[&str]) -> Result<(), HttpError> {
 
 /// Fetches `source` and checks it out under `dir/checkout`; the returned [`Downloaded`] names
 /// the directory to copy (`checkout` or `checkout/<subdir>`) and its digest identifies the
-/// commit and subdir.
-pub fn download(source: &str, dir: &Path) -> Result<Downloaded, HttpError> {
+/// commit, the subdir and whether `.git` is kept.
+pub fn download(source: &str, dir: &Path, options: &GitOptions) -> Result<Downloaded, HttpError> {
     let parsed = parse(source);
+    // Checked before any network access, as BuildKit does when it resolves the ref.
+    if let Some(checksum) = &options.checksum
+        && !valid_checksum(checksum)
+    {
+        return Err(HttpError::GitChecksumInvalid {
+            checksum: checksum.clone(),
+        });
+    }
     let bare = dir.join("repo.git");
     let checkout = dir.join("checkout");
     let mkdir = |path: &Path| {
@@ -168,23 +237,97 @@ pub fn download(source: &str, dir: &Path) -> Result<Downloaded, HttpError> {
     let commit = run(in_bare(&["rev-parse", &format!("{local}^{{commit}}")]))?
         .trim()
         .to_string();
-    let mut checkout_args = in_bare(&["--work-tree", &checkout_arg]);
-    checkout_args.extend(["checkout", &commit, "--", "."].map(String::from));
-    run(checkout_args)?;
-    let mut submodules = in_bare(&["--work-tree", &checkout_arg]);
-    submodules.extend(
-        [
-            "-C",
-            &checkout_arg,
+    // The object the ref names: an annotated tag's own id differs from its commit's.
+    let object = run(in_bare(&["rev-parse", &local]))?.trim().to_string();
+    let annotated = object != commit;
+    if let Some(checksum) = &options.checksum {
+        verify_checksum(source, checksum, &commit, annotated.then_some(&*object))?;
+    }
+    // BuildKit keeps `.git` only for a whole-repository checkout.
+    let keep_git_dir = options.keep_git_dir && parsed.subdir.is_empty();
+    if keep_git_dir {
+        let in_checkout = |args: &[&str]| -> Vec<String> {
+            let mut all = vec!["-C".to_string(), checkout_arg.clone()];
+            all.extend(args.iter().map(|a| a.to_string()));
+            all
+        };
+        run(in_checkout(&[
+            "-c",
+            "init.defaultBranch=master",
+            "init",
+            "-q",
+        ]))?;
+        // A file:// URL, not a path: git's local-clone shortcuts (hard links, alternates) stay
+        // off, as in BuildKit.
+        run(in_checkout(&[
+            "remote",
+            "add",
+            "origin",
+            &format!("file://{bare_arg}"),
+        ]))?;
+        let pull = if annotated {
+            format!("{local}:refs/tags/{reference}")
+        } else if is_commit(&reference) {
+            // A commit id is fetched through a ref of its own: it then needs no
+            // `uploadpack.allowAnySHA1InWant` on the (local) serving side.
+            run(in_bare(&["update-ref", "refs/strata/keep", &commit]))?;
+            "refs/strata/keep".to_string()
+        } else {
+            format!("{local}:{}", kept_ref_name(&reference))
+        };
+        run(in_checkout(&[
+            "fetch",
+            "-q",
+            "-u",
+            "--depth=1",
+            "origin",
+            &pull,
+        ]))?;
+        run(in_checkout(&["checkout", "-q", "FETCH_HEAD"]))?;
+        run(in_checkout(&[
+            "remote",
+            "set-url",
+            "origin",
+            &parsed.remote,
+        ]))?;
+        run(in_checkout(&["reflog", "expire", "--all", "--expire=now"]))?;
+        let fetch_head = checkout.join(".git/FETCH_HEAD");
+        match std::fs::remove_file(&fetch_head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(HttpError::Write {
+                    path: fetch_head,
+                    source,
+                });
+            }
+        }
+        run(in_checkout(&[
             "submodule",
             "update",
             "--init",
             "--recursive",
             "--depth=1",
-        ]
-        .map(String::from),
-    );
-    run(submodules)?;
+        ]))?;
+    } else {
+        let mut checkout_args = in_bare(&["--work-tree", &checkout_arg]);
+        checkout_args.extend(["checkout", &commit, "--", "."].map(String::from));
+        run(checkout_args)?;
+        let mut submodules = in_bare(&["--work-tree", &checkout_arg]);
+        submodules.extend(
+            [
+                "-C",
+                &checkout_arg,
+                "submodule",
+                "update",
+                "--init",
+                "--recursive",
+                "--depth=1",
+            ]
+            .map(String::from),
+        );
+        run(submodules)?;
+    }
 
     let file_name = if parsed.subdir.is_empty() {
         "checkout".to_string()
@@ -204,7 +347,18 @@ pub fn download(source: &str, dir: &Path) -> Result<Downloaded, HttpError> {
     Ok(Downloaded {
         path: dir.join(&file_name),
         file_name,
-        digest: Digest::of(format!("git\0{commit}\0{}", parsed.subdir).as_bytes()),
+        // The ref is part of a kept `.git`, hence of the key then (BuildKit: `<sha>.git#<ref>`).
+        digest: Digest::of(
+            if options.keep_git_dir {
+                format!(
+                    "git\0{commit}\0{}\0keep-git-dir\0{reference}",
+                    parsed.subdir
+                )
+            } else {
+                format!("git\0{commit}\0{}", parsed.subdir)
+            }
+            .as_bytes(),
+        ),
         size: 0,
         last_modified: None,
     })
@@ -241,5 +395,49 @@ mod tests {
         assert!(is_commit("0123456789abcdef0123456789abcdef01234567"));
         assert!(!is_commit("main"));
         assert!(!is_commit("0123456789ABCDEF0123456789abcdef01234567"));
+    }
+
+    #[test]
+    fn checksums_are_hex_prefixes_of_the_commit_or_the_annotated_tag() {
+        for (checksum, valid) in [
+            ("0123abc", true),
+            ("ABCDEF", true),
+            ("", false),
+            ("sha256:0123", false),
+            ("v1.2", false),
+        ] {
+            assert_eq!(valid_checksum(checksum), valid, "{checksum:?}");
+        }
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let tag = "fedcba9876543210fedcba9876543210fedcba98";
+        for (checksum, tag, ok) in [
+            (commit, None, true),
+            ("0123456", None, true),
+            ("fedcba9", Some(tag), true),
+            ("fedcba9", None, false),
+            // Case-sensitive, as BuildKit's strings.HasPrefix.
+            ("0123456789ABCDEF", None, false),
+        ] {
+            let got = verify_checksum("git://h/r", checksum, commit, tag);
+            assert_eq!(got.is_ok(), ok, "{checksum} {tag:?}");
+        }
+        let err = verify_checksum("git://h/r", "dead", commit, Some(tag)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("git://h/r: expected checksum to match dead, got {tag} or {commit}")
+        );
+    }
+
+    #[test]
+    fn kept_refs_are_named_as_git_names_an_unqualified_fetch_destination() {
+        for (reference, kept) in [
+            ("main", "refs/heads/main"),
+            ("v1", "refs/heads/v1"),
+            ("tags/v1", "refs/tags/v1"),
+            ("heads/dev", "refs/heads/dev"),
+            ("refs/pull/1/head", "refs/pull/1/head"),
+        ] {
+            assert_eq!(kept_ref_name(reference), kept, "{reference}");
+        }
     }
 }
