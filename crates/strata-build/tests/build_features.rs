@@ -707,9 +707,8 @@ async fn add_git_keep_git_dir_keeps_a_repository_of_the_fetched_commit() {
     env.build_ok(&sub, &[]).await;
 }
 
-/// `--checksum` of a git source, at the git source itself: strata-dockerfile refuses a
-/// checksum that is not a digest before a build starts (BuildKit's parser does not), so only
-/// the digest form reaches a build, where BuildKit's git source refuses it.
+/// `--checksum` of a git source, at the git source itself (every accepted and refused form;
+/// the build-level tests below go through the Dockerfile).
 #[test]
 fn add_git_checksum_is_a_commit_id_prefix_as_in_buildkit() {
     use strata_build::copy::http::git::{self, GitOptions};
@@ -767,6 +766,29 @@ fn add_git_checksum_is_a_commit_id_prefix_as_in_buildkit() {
         let err = checkout(checksum, reference).expect_err("a wrong git checksum fails");
         assert!(err.contains(&expected), "{checksum}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_git_with_a_commit_id_checksum_builds_and_a_wrong_one_fails() {
+    let env = env();
+    let repo = ServedRepo::new();
+    let remote = repo.remote();
+    let pinned = format!(
+        "{BASE}\nADD --checksum={} {remote}#v1 /src\nRUN test \"$(cat /src/README)\" = v1\n",
+        &repo.commit[..12]
+    );
+    env.build_ok(&pinned, &[]).await;
+    let wrong = "0123456789abcdef";
+    let dockerfile = format!("{BASE}\nADD --checksum={wrong} {remote}#v1 /src\n");
+    let (result, _) = env.build(env.options(&dockerfile)).await;
+    let err = result.expect_err("another commit's id").to_string();
+    assert!(
+        err.contains(&format!(
+            "expected checksum to match {wrong}, got {}",
+            repo.commit
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

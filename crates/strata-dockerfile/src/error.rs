@@ -192,7 +192,9 @@ pub enum ParseErrorKind {
         "invalid chmod parameter: {value:?}; it should be an octal string like 0644 or symbolic like u+x"
     )]
     InvalidChmod { value: String },
-    #[error("invalid checksum {value:?}: expected <algorithm>:<hex> with sha256, sha384 or sha512")]
+    #[error(
+        "invalid checksum {value:?}: expected <algorithm>:<hex> with sha256, sha384 or sha512, or a git commit id"
+    )]
     InvalidChecksum { value: String },
     #[error("invalid port {value:?}: expected <port>[-<port>][/tcp|udp|sctp]")]
     InvalidPort { value: String },

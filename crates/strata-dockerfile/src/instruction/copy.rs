@@ -340,10 +340,18 @@ fn symbolic_clause(clause: &str) -> Option<(u32, Vec<(char, Perm)>)> {
     (!actions.is_empty()).then_some((who, actions))
 }
 
-/// Validates an `ADD --checksum` digest: `sha256:<64 hex>`, `sha384:<96>`, `sha512:<128>`.
+/// Validates an `ADD --checksum` value: a digest (`sha256:<64 hex>`, `sha384:<96>`,
+/// `sha512:<128>`) for a URL, or a commit id or a prefix of one (lowercase hex) for a git source.
+/// Which of the two a source accepts is the engine's check, made when the source kind is known,
+/// as BuildKit makes it.
 pub(crate) fn valid_checksum(value: &str) -> bool {
+    let lower_hex = |hex: &str| {
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     let Some((algorithm, hex)) = value.split_once(':') else {
-        return false;
+        // A git commit id: SHA-1 (40) or SHA-256 (64) object names, or a prefix.
+        return !value.is_empty() && value.len() <= 64 && lower_hex(value);
     };
     let len = match algorithm {
         "sha256" => 64,
@@ -351,10 +359,7 @@ pub(crate) fn valid_checksum(value: &str) -> bool {
         "sha512" => 128,
         _ => return false,
     };
-    hex.len() == len
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hex.len() == len && lower_hex(hex)
 }
 
 #[cfg(test)]
@@ -411,6 +416,11 @@ mod tests {
         assert!(!valid_checksum(&format!("sha256:{}", "A".repeat(64))));
         assert!(!valid_checksum("sha256:abc"));
         assert!(!valid_checksum(&format!("md5:{hex64}")));
-        assert!(!valid_checksum(&hex64));
+        // A git commit id or a prefix of one (the engine refuses it for a URL).
+        assert!(valid_checksum(&hex64));
+        assert!(valid_checksum("4b825dc6"));
+        assert!(!valid_checksum("4B825DC6"));
+        assert!(!valid_checksum(""));
+        assert!(!valid_checksum(&"a".repeat(65)));
     }
 }
