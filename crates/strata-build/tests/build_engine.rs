@@ -2,111 +2,12 @@
 //! fixture, loaded into a temporary store. Checks are made from inside the image (`RUN test`)
 //! or by inspecting the stored config. Needs root, runc and the fixtures.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{BASE, Env, cached, env, logs};
 use std::sync::{Arc, Mutex};
 use strata_build::progress::{Event, ProgressSink};
-use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
-use strata_image::ImageConfig;
-use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
-use strata_store::Store;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    executor: Arc<dyn Executor>,
-    snapshotter: Arc<dyn Snapshotter>,
-    context: PathBuf,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-    let mut sink = store.sink();
-    let loaded =
-        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
-            .unwrap();
-    for image in &loaded {
-        let stored = store.image(&image.manifest_digest).unwrap();
-        for r in &image.refs {
-            store
-                .tag(&r.to_string(), stored.descriptor.clone())
-                .unwrap();
-        }
-    }
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
-    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
-    let context = dir.path().join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    Env {
-        _dir: dir,
-        store: Arc::new(store),
-        executor,
-        snapshotter,
-        context,
-    }
-}
-
-impl Env {
-    fn file(&self, rel: &str, content: &str) {
-        let p = self.context.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    fn options(&self, dockerfile: &str) -> BuildOptions {
-        let mut o = BuildOptions::new(&self.context, dockerfile);
-        o.stat_cache = Some(self.store.root().join("statcache-test"));
-        o
-    }
-
-    async fn build(&self, options: BuildOptions) -> (Result<BuildOutcome, BuildError>, Vec<Event>) {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink_events = events.clone();
-        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
-        let result = solve::build(
-            self.store.clone(),
-            self.executor.clone(),
-            self.snapshotter.clone(),
-            options,
-            sink,
-        )
-        .await;
-        let events = events.lock().unwrap().clone();
-        (result, events)
-    }
-
-    fn config(&self, outcome: &BuildOutcome) -> ImageConfig {
-        ImageConfig::from_slice(&self.store.read_blob(&outcome.config_digest).unwrap()).unwrap()
-    }
-}
-
-fn cached(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, Event::Cached { .. }))
-        .count()
-}
-
-fn logs(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log { line, .. } => Some(line.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-const BASE: &str = "FROM strata-fixtures/busybox:1.35\n";
+use strata_build::solve::{self, BuildError, BuildOutcome};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_copy_env_workdir_and_a_fully_cached_rebuild() {

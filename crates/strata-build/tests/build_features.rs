@@ -3,122 +3,21 @@
 //! whose certificate is signed by a test CA (trusted through `SSL_CERT_FILE`, as a user
 //! trusts a private CA). Needs root, runc, openssl and the fixtures.
 
+mod common;
+
+use common::{BASE, cached, env, logs};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use strata_build::progress::{Event, ProgressSink};
-use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
+use std::sync::Arc;
+use strata_build::progress::Event;
 use strata_image::Digest;
-use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
-use strata_store::Store;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    executor: Arc<dyn Executor>,
-    snapshotter: Arc<dyn Snapshotter>,
-    context: PathBuf,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-    let mut sink = store.sink();
-    let loaded =
-        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
-            .unwrap();
-    for image in &loaded {
-        let stored = store.image(&image.manifest_digest).unwrap();
-        for r in &image.refs {
-            store
-                .tag(&r.to_string(), stored.descriptor.clone())
-                .unwrap();
-        }
-    }
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
-    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
-    let context = dir.path().join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    Env {
-        _dir: dir,
-        store: Arc::new(store),
-        executor,
-        snapshotter,
-        context,
-    }
-}
-
-impl Env {
-    fn options(&self, dockerfile: &str) -> BuildOptions {
-        let mut o = BuildOptions::new(&self.context, dockerfile);
-        o.stat_cache = Some(self.store.root().join("statcache-test"));
-        o
-    }
-
-    async fn build(&self, options: BuildOptions) -> (Result<BuildOutcome, BuildError>, Vec<Event>) {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink_events = events.clone();
-        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
-        let result = solve::build(
-            self.store.clone(),
-            self.executor.clone(),
-            self.snapshotter.clone(),
-            options,
-            sink,
-        )
-        .await;
-        let events = events.lock().unwrap().clone();
-        (result, events)
-    }
-
-    /// Builds `dockerfile` with `args`, panicking with the build's error on failure.
-    async fn build_ok(&self, dockerfile: &str, args: &[(&str, &str)]) -> Vec<Event> {
-        let mut options = self.options(dockerfile);
-        for (k, v) in args {
-            options.build_args.set(*k, *v);
-        }
-        let (result, events) = self.build(options).await;
-        if let Err(e) = result {
-            panic!("build failed: {e}\nlogs: {:?}", logs(&events));
-        }
-        events
-    }
-}
-
-fn logs(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log { line, .. } => Some(line.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn cached(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, Event::Cached { .. }))
-        .count()
-}
-
-const BASE: &str = "FROM strata-fixtures/busybox:1.35";
 
 /// A stage whose `/seed` directory seeds the cache; `SEED` changes its content.
 fn seeded_dockerfile(run: &str) -> String {
     format!(
-        "{BASE} AS seed\nARG SEED=v1\nRUN mkdir -p /seed/sub && echo \"$SEED\" > /seed/sub/file && echo top > /seed/top && chown -R 1000:1000 /seed/sub\n\n{BASE}\nARG ROUND\n{run}\n"
+        "FROM strata-fixtures/busybox:1.35 AS seed\nARG SEED=v1\nRUN mkdir -p /seed/sub && echo \"$SEED\" > /seed/sub/file && echo top > /seed/top && chown -R 1000:1000 /seed/sub\n\n{BASE}ARG ROUND\n{run}\n"
     )
 }
 
@@ -134,44 +33,44 @@ async fn cache_mounts_seeded_from_a_stage_start_with_its_files_and_keep_their_wr
     let first = seeded_dockerfile(&format!(
         "RUN {mount} test \"$(cat /c/sub/file)\" = v1 && test \"$(cat /c/top)\" = top && test \"$(stat -c %u:%g /c/sub/file)\" = 1000:1000 && test ! -e /c/log && echo one >> /c/log && echo changed > /c/sub/file"
     ));
-    env.build_ok(&first, &[("ROUND", "1")]).await;
+    env.build_args_ok(&first, &[("ROUND", "1")]).await;
 
     // Same id, same `from` content: the same instance, with the first build's writes; the
     // seed is not applied again (the changed file stays changed).
     let second = seeded_dockerfile(&format!(
         "RUN {mount} test \"$(cat /c/log)\" = one && test \"$(cat /c/sub/file)\" = changed && echo two >> /c/log"
     ));
-    env.build_ok(&second, &[("ROUND", "2")]).await;
+    env.build_args_ok(&second, &[("ROUND", "2")]).await;
     let third = seeded_dockerfile(&format!(
         "RUN {mount} test \"$(cat /c/log | tr '\\n' ' ')\" = 'one two '"
     ));
-    env.build_ok(&third, &[("ROUND", "3")]).await;
+    env.build_args_ok(&third, &[("ROUND", "3")]).await;
 
     // Different `from` content: BuildKit keys the instance by id and the from snapshot, so a
     // new cache starts from the new seed.
     let fresh = seeded_dockerfile(&format!(
         "RUN {mount} test \"$(cat /c/sub/file)\" = v2 && test ! -e /c/log"
     ));
-    env.build_ok(&fresh, &[("ROUND", "4"), ("SEED", "v2")])
+    env.build_args_ok(&fresh, &[("ROUND", "4"), ("SEED", "v2")])
         .await;
 
     // The same id without `from` is yet another cache: empty.
     let plain = seeded_dockerfile(
         "RUN --mount=type=cache,id=deps,target=/c test -z \"$(ls -A /c)\" && echo plain > /c/p",
     );
-    env.build_ok(&plain, &[("ROUND", "5")]).await;
+    env.build_args_ok(&plain, &[("ROUND", "5")]).await;
 
     // The RUN cache key covers the `from` content: an unchanged rebuild is cached, a changed
     // seed reruns the step.
-    let first_events = env.build_ok(&dockerfile, &[("ROUND", "6")]).await;
+    let first_events = env.build_args_ok(&dockerfile, &[("ROUND", "6")]).await;
     assert!(logs(&first_events).iter().any(|l| l == "round 6"));
-    let again = env.build_ok(&dockerfile, &[("ROUND", "6")]).await;
+    let again = env.build_args_ok(&dockerfile, &[("ROUND", "6")]).await;
     assert!(
         !logs(&again).iter().any(|l| l == "round 6") && cached(&again) > cached(&first_events),
         "an unchanged rebuild is cached: {again:?}"
     );
     let changed = env
-        .build_ok(&dockerfile, &[("ROUND", "6"), ("SEED", "v3")])
+        .build_args_ok(&dockerfile, &[("ROUND", "6"), ("SEED", "v3")])
         .await;
     assert!(
         logs(&changed).iter().any(|l| l == "round 6"),
@@ -188,12 +87,12 @@ async fn cache_mounts_from_an_image_or_with_mode_and_no_source() {
     let dockerfile = seeded_dockerfile(
         "RUN --mount=type=cache,id=perm,target=/c,from=seed,uid=1234,gid=99,mode=0700 test \"$(stat -c %u:%g:%a /c)\" = 1234:99:700 && test -z \"$(ls -A /c)\"",
     );
-    env.build_ok(&dockerfile, &[("ROUND", "1")]).await;
+    env.build_args_ok(&dockerfile, &[("ROUND", "1")]).await;
     // An image as the seed.
     let from_image = format!(
-        "{BASE}\nRUN --mount=type=cache,id=img,target=/c,from=strata-fixtures/busybox:1.35,source=/etc test -s /c/passwd && test ! -e /c/bin\n"
+        "{BASE}RUN --mount=type=cache,id=img,target=/c,from=strata-fixtures/busybox:1.35,source=/etc test -s /c/passwd && test ! -e /c/bin\n"
     );
-    env.build_ok(&from_image, &[]).await;
+    env.build_args_ok(&from_image, &[]).await;
     // A missing source is an error that names it.
     let missing =
         seeded_dockerfile("RUN --mount=type=cache,id=m,target=/c,from=seed,source=/nowhere true");
@@ -363,7 +262,7 @@ fn serve_https(pki: &TestPki) -> u16 {
 
 fn add_https_dockerfile(port: u16, checksum: &Digest) -> String {
     format!(
-        "{BASE}\nADD --checksum={checksum} https://127.0.0.1:{port}/redirect /data/\nRUN test \"$(cat /data/redirect)\" = '{}' && test \"$(stat -c %a:%Y /data/redirect)\" = 600:{}\n",
+        "{BASE}ADD --checksum={checksum} https://127.0.0.1:{port}/redirect /data/\nRUN test \"$(cat /data/redirect)\" = '{}' && test \"$(stat -c %a:%Y /data/redirect)\" = 600:{}\n",
         PAYLOAD.trim_end(),
         LAST_MODIFIED.1
     )
@@ -384,8 +283,8 @@ async fn add_https_trusting_the_ca(pki_dir: String) {
     // A redirect followed, the checksum verified, the name from the URL as written, mode
     // 0600 and Last-Modified as the mtime; a rebuild is fully cached.
     let good = add_https_dockerfile(port, &Digest::of(PAYLOAD.as_bytes()));
-    env.build_ok(&good, &[]).await;
-    let events = env.build_ok(&good, &[]).await;
+    env.build_args_ok(&good, &[]).await;
+    let events = env.build_args_ok(&good, &[]).await;
     assert!(cached(&events) >= 2, "ADD and RUN cached: {events:?}");
 
     // A wrong checksum fails the step, naming both digests.
@@ -402,7 +301,7 @@ async fn add_https_trusting_the_ca(pki_dir: String) {
     );
 
     // A 404 fails with its status.
-    let missing = format!("{BASE}\nADD https://127.0.0.1:{port}/nothing-here /data/\n");
+    let missing = format!("{BASE}ADD https://127.0.0.1:{port}/nothing-here /data/\n");
     let (result, _) = env.build(env.options(&missing)).await;
     let err = result.expect_err("a 404 fails").to_string();
     assert!(err.contains("404"), "{err}");
@@ -563,36 +462,36 @@ async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
     // The default branch, without .git, modes kept; then a tag's subdirectory.
     let whole = |readme: &str| {
         format!(
-            "{BASE}\nADD {remote} /src\nRUN test \"$(cat /src/README)\" = {readme} && test ! -e /src/.git && test -x /src/sub/dir/run.sh && test \"$(stat -c %u:%g /src/README)\" = 0:0\n"
+            "{BASE}ADD {remote} /src\nRUN test \"$(cat /src/README)\" = {readme} && test ! -e /src/.git && test -x /src/sub/dir/run.sh && test \"$(stat -c %u:%g /src/README)\" = 0:0\n"
         )
     };
-    env.build_ok(&whole("v1"), &[]).await;
+    env.build_args_ok(&whole("v1"), &[]).await;
     let sub = format!(
-        "{BASE}\nADD {remote}#v1:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/README && test ! -e /only/sub\n"
+        "{BASE}ADD {remote}#v1:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/README && test ! -e /only/sub\n"
     );
-    env.build_ok(&sub, &[]).await;
+    env.build_args_ok(&sub, &[]).await;
 
     // The key is the resolved commit: unchanged → cached; the branch moves → rebuilt.
-    let again = env.build_ok(&whole("v1"), &[]).await;
+    let again = env.build_args_ok(&whole("v1"), &[]).await;
     assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
     std::fs::write(work.join("README"), "v2\n").unwrap();
     git(&work, &["commit", "-q", "-am", "two"]);
     git(&work, &["push", "-q", &bare.to_string_lossy(), "main"]);
-    let moved = env.build_ok(&whole("v2"), &[]).await;
+    let moved = env.build_args_ok(&whole("v2"), &[]).await;
     assert_eq!(cached(&moved), 0, "a moved branch rebuilds: {moved:?}");
 
     // A commit id as the ref.
     let pinned = format!(
-        "{BASE}\nADD {remote}#{first_commit} /pinned\nRUN test \"$(cat /pinned/README)\" = v1\n"
+        "{BASE}ADD {remote}#{first_commit} /pinned\nRUN test \"$(cat /pinned/README)\" = v1\n"
     );
-    env.build_ok(&pinned, &[]).await;
+    env.build_args_ok(&pinned, &[]).await;
 
     // An unknown ref and a missing subdirectory fail with git's reason.
     for (source, expected) in [
         (format!("{remote}#no-such-branch"), "no-such-branch"),
         (format!("{remote}#v1:nowhere"), "/nowhere not found"),
     ] {
-        let dockerfile = format!("{BASE}\nADD {source} /x/\n");
+        let dockerfile = format!("{BASE}ADD {source} /x/\n");
         let (result, _) = env.build(env.options(&dockerfile)).await;
         let err = result.expect_err("a bad git source fails").to_string();
         assert!(err.contains(expected), "{source}: {err}");
@@ -675,36 +574,36 @@ async fn add_git_keep_git_dir_keeps_a_repository_of_the_fetched_commit() {
     // Without the flag: no .git. With it, for the same source and destination: a different
     // key (not CACHED), and a repository whose HEAD is the commit (detached), whose origin is
     // the remote, with the branch kept under its name and no FETCH_HEAD.
-    let plain = format!("{BASE}\nADD {remote} /src\nRUN test ! -e /src/.git\n");
-    env.build_ok(&plain, &[]).await;
+    let plain = format!("{BASE}ADD {remote} /src\nRUN test ! -e /src/.git\n");
+    env.build_args_ok(&plain, &[]).await;
     let kept = format!(
-        "{BASE}\nADD --keep-git-dir=true {remote} /src\nRUN test \"$(cat /src/README)\" = v1 && test \"$(cat /src/.git/HEAD)\" = {commit} && grep -q 'url = {remote}' /src/.git/config && test \"$(cat /src/.git/refs/heads/main)\" = {commit} && test ! -e /src/.git/FETCH_HEAD && test \"$(stat -c %u /src/.git/HEAD)\" = 0\n"
+        "{BASE}ADD --keep-git-dir=true {remote} /src\nRUN test \"$(cat /src/README)\" = v1 && test \"$(cat /src/.git/HEAD)\" = {commit} && grep -q 'url = {remote}' /src/.git/config && test \"$(cat /src/.git/refs/heads/main)\" = {commit} && test ! -e /src/.git/FETCH_HEAD && test \"$(stat -c %u /src/.git/HEAD)\" = 0\n"
     );
-    let first = env.build_ok(&kept, &[]).await;
+    let first = env.build_args_ok(&kept, &[]).await;
     assert_eq!(
         cached_adds(&first),
         0,
         "--keep-git-dir is in the key: {first:?}"
     );
-    let again = env.build_ok(&kept, &[]).await;
+    let again = env.build_args_ok(&kept, &[]).await;
     assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
 
     // An annotated tag is kept as a tag; a commit id is checked out detached.
     let tagged = format!(
-        "{BASE}\nADD --keep-git-dir=true {remote}#v1a /t\nRUN test \"$(cat /t/.git/HEAD)\" = {commit} && test \"$(cat /t/.git/refs/tags/v1a)\" = {}\n",
+        "{BASE}ADD --keep-git-dir=true {remote}#v1a /t\nRUN test \"$(cat /t/.git/HEAD)\" = {commit} && test \"$(cat /t/.git/refs/tags/v1a)\" = {}\n",
         repo.tag_object
     );
-    env.build_ok(&tagged, &[]).await;
+    env.build_args_ok(&tagged, &[]).await;
     let pinned = format!(
-        "{BASE}\nADD --keep-git-dir=true {remote}#{commit} /p\nRUN test \"$(cat /p/.git/HEAD)\" = {commit}\n"
+        "{BASE}ADD --keep-git-dir=true {remote}#{commit} /p\nRUN test \"$(cat /p/.git/HEAD)\" = {commit}\n"
     );
-    env.build_ok(&pinned, &[]).await;
+    env.build_args_ok(&pinned, &[]).await;
 
     // With a subdirectory BuildKit keeps no .git: only the subdirectory's files.
     let sub = format!(
-        "{BASE}\nADD --keep-git-dir=true {remote}#main:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/.git\n"
+        "{BASE}ADD --keep-git-dir=true {remote}#main:sub/dir /only/\nRUN test \"$(cat /only/file)\" = 'in sub' && test ! -e /only/.git\n"
     );
-    env.build_ok(&sub, &[]).await;
+    env.build_args_ok(&sub, &[]).await;
 }
 
 /// `--checksum` of a git source, at the git source itself (every accepted and refused form;
@@ -774,12 +673,12 @@ async fn add_git_with_a_commit_id_checksum_builds_and_a_wrong_one_fails() {
     let repo = ServedRepo::new();
     let remote = repo.remote();
     let pinned = format!(
-        "{BASE}\nADD --checksum={} {remote}#v1 /src\nRUN test \"$(cat /src/README)\" = v1\n",
+        "{BASE}ADD --checksum={} {remote}#v1 /src\nRUN test \"$(cat /src/README)\" = v1\n",
         &repo.commit[..12]
     );
-    env.build_ok(&pinned, &[]).await;
+    env.build_args_ok(&pinned, &[]).await;
     let wrong = "0123456789abcdef";
-    let dockerfile = format!("{BASE}\nADD --checksum={wrong} {remote}#v1 /src\n");
+    let dockerfile = format!("{BASE}ADD --checksum={wrong} {remote}#v1 /src\n");
     let (result, _) = env.build(env.options(&dockerfile)).await;
     let err = result.expect_err("another commit's id").to_string();
     assert!(
@@ -797,7 +696,7 @@ async fn add_git_with_a_digest_checksum_is_refused_as_buildkit_does() {
     let repo = ServedRepo::new();
     let checksum = format!("sha256:{}", "a".repeat(64));
     let dockerfile = format!(
-        "{BASE}\nADD --checksum={checksum} {}#v1 /src\n",
+        "{BASE}ADD --checksum={checksum} {}#v1 /src\n",
         repo.remote()
     );
     let (result, _) = env.build(env.options(&dockerfile)).await;
@@ -856,21 +755,21 @@ async fn add_url_with_checksum_is_cached_without_a_request() {
     let url = format!("http://127.0.0.1:{port}/files/data.txt");
     let with_checksum = |flags: &str, checksum: &Digest| {
         format!(
-            "{BASE}\nADD {flags}--checksum={checksum} {url} /data/\nRUN test \"$(cat /data/data.txt)\" = '{}'\n",
+            "{BASE}ADD {flags}--checksum={checksum} {url} /data/\nRUN test \"$(cat /data/data.txt)\" = '{}'\n",
             COUNTED_PAYLOAD.trim_end()
         )
     };
 
     // The first build downloads once; the rebuild is CACHED and asks the server nothing.
-    env.build_ok(&with_checksum("", &good), &[]).await;
+    env.build_args_ok(&with_checksum("", &good), &[]).await;
     assert_eq!(count(), 1);
-    let again = env.build_ok(&with_checksum("", &good), &[]).await;
+    let again = env.build_args_ok(&with_checksum("", &good), &[]).await;
     assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
     assert_eq!(count(), 1, "a cached ADD --checksum makes no request");
 
     // `--keep-git-dir` on a URL is ignored, as BuildKit ignores it: the same step, cached.
     let flagged = env
-        .build_ok(&with_checksum("--keep-git-dir=true ", &good), &[])
+        .build_args_ok(&with_checksum("--keep-git-dir=true ", &good), &[])
         .await;
     assert_eq!(cached(&flagged), 2, "{flagged:?}");
     assert_eq!(count(), 1);
@@ -884,9 +783,9 @@ async fn add_url_with_checksum_is_cached_without_a_request() {
 
     // Without --checksum every build asks the server (the key is the content and
     // Last-Modified), and the unchanged content is cached.
-    let plain = format!("{BASE}\nADD {url} /data/\n");
-    env.build_ok(&plain, &[]).await;
-    let rebuilt = env.build_ok(&plain, &[]).await;
+    let plain = format!("{BASE}ADD {url} /data/\n");
+    env.build_args_ok(&plain, &[]).await;
+    let rebuilt = env.build_args_ok(&plain, &[]).await;
     assert_eq!(cached_adds(&rebuilt), 1, "{rebuilt:?}");
     assert_eq!(count(), 4);
 }

@@ -9,17 +9,16 @@
 //! Linux (no such namespace), so that filter is tested on the pure sum in `source.rs`; the
 //! kernel's `trusted.overlay.*`, filtered the same way, is tested here on real files.
 
+mod common;
+
+use common::{Env, cached, env};
 use rustix::fs::XattrFlags;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use strata_build::context::{BuildContext, HashStats};
 use strata_build::copy::{self, CopySpec, SelectOptions};
 use strata_build::ignore::PatternMatcher;
-use strata_build::progress::{Event, ProgressSink};
-use strata_build::solve::{self, BuildError, BuildOptions, BuildOutcome};
+use strata_build::solve::BuildOutcome;
 use strata_image::Digest;
-use strata_runtime::{Executor, OverlaySnapshotter, RuncExecutor, RuntimeKind, Snapshotter};
-use strata_store::Store;
 
 fn write(root: &Path, rel: &str, content: &str) {
     let p = root.join(rel);
@@ -232,71 +231,7 @@ fn collected_and_streamed_checksums_agree_with_xattrs() {
 // ---------------------------------------------------------------------------------------------
 // Builds
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    executor: Arc<dyn Executor>,
-    snapshotter: Arc<dyn Snapshotter>,
-    context: PathBuf,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-    let mut sink = store.sink();
-    let loaded =
-        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
-            .unwrap();
-    for image in &loaded {
-        let stored = store.image(&image.manifest_digest).unwrap();
-        for r in &image.refs {
-            store
-                .tag(&r.to_string(), stored.descriptor.clone())
-                .unwrap();
-        }
-    }
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
-    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
-    let context = dir.path().join("context");
-    std::fs::create_dir_all(&context).unwrap();
-    Env {
-        _dir: dir,
-        store: Arc::new(store),
-        executor,
-        snapshotter,
-        context,
-    }
-}
-
 impl Env {
-    async fn build(&self, dockerfile: &str) -> (BuildOutcome, Vec<Event>) {
-        let mut options = BuildOptions::new(&self.context, dockerfile);
-        options.stat_cache = Some(self.store.root().join("statcache-test"));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink_events = events.clone();
-        let sink: ProgressSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
-        let result: Result<BuildOutcome, BuildError> = solve::build(
-            self.store.clone(),
-            self.executor.clone(),
-            self.snapshotter.clone(),
-            options,
-            sink,
-        )
-        .await;
-        let events = events.lock().unwrap().clone();
-        let outcome = result.unwrap_or_else(|e| panic!("build failed: {e}"));
-        (outcome, events)
-    }
-
     /// The xattrs (but `security.*`) of every entry of the image's layer `index` (negative:
     /// from the end): (path, name, value).
     fn layer_xattrs(&self, outcome: &BuildOutcome, index: isize) -> Vec<(String, String, Vec<u8>)> {
@@ -326,13 +261,6 @@ impl Env {
     }
 }
 
-fn cached(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, Event::Cached { .. }))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_xattr_of_a_copied_file_or_directory_misses_the_copy_cache() {
     let env = env();
@@ -346,7 +274,7 @@ async fn a_changed_xattr_of_a_copied_file_or_directory_misses_the_copy_cache() {
     let dockerfile =
         "FROM strata-fixtures/busybox:1.35\nCOPY conf /etc/app/\nCOPY tool /usr/bin/tool\n";
 
-    let (first, events) = env.build(dockerfile).await;
+    let (first, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(cached(&events), 0);
     assert_eq!(
         env.layer_xattrs(&first, -1),
@@ -356,13 +284,13 @@ async fn a_changed_xattr_of_a_copied_file_or_directory_misses_the_copy_cache() {
             b"one".to_vec()
         )]
     );
-    let (_, events) = env.build(dockerfile).await;
+    let (_, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(cached(&events), 2, "nothing changed: both COPYs cached");
 
     // Only the file's xattr changes (content and every other stat field but ctime stay).
     set(&ctx.join("tool"), "user.strata.test", b"two");
     aged();
-    let (changed, events) = env.build(dockerfile).await;
+    let (changed, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(cached(&events), 1, "the file's COPY misses: {events:?}");
     assert_eq!(
         env.layer_xattrs(&changed, -1),
@@ -372,14 +300,14 @@ async fn a_changed_xattr_of_a_copied_file_or_directory_misses_the_copy_cache() {
             b"two".to_vec()
         )]
     );
-    let (_, events) = env.build(dockerfile).await;
+    let (_, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(cached(&events), 2);
 
     // A copied directory's xattr reaches the layer (the directory is created from it), so it
     // is in the key too.
     set(&ctx.join("conf/sub"), "user.strata.dir", b"d");
     aged();
-    let (changed, events) = env.build(dockerfile).await;
+    let (changed, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(
         cached(&events),
         0,
@@ -394,6 +322,6 @@ async fn a_changed_xattr_of_a_copied_file_or_directory_misses_the_copy_cache() {
             b"d".to_vec()
         )]
     );
-    let (_, events) = env.build(dockerfile).await;
+    let (_, events) = env.build_ok(env.options(dockerfile)).await;
     assert_eq!(cached(&events), 2);
 }

@@ -3,20 +3,13 @@
 //! directory, no mount point, no rewritten index.json or stat cache — while a changed byte in
 //! a copied file is still found. Needs root, runc, overlayfs and the busybox fixture.
 
+mod common;
+
+use common::env;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use strata_build::progress::{Event, ProgressSink};
-use strata_build::solve::{self, BuildOptions, BuildOutcome};
-use strata_runtime::{OverlaySnapshotter, RuncExecutor, RuntimeKind};
-use strata_store::Store;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
+use strata_build::solve::BuildOutcome;
 
 /// Every entry under `root` with what a write would change: inode (an atomic replace), size,
 /// mtime (content, or a directory's entries), ctime (metadata).
@@ -48,26 +41,8 @@ fn stamps(root: &Path) -> BTreeMap<PathBuf, (u64, u64, i64, i64, i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noop_rebuild_leaves_the_store_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-    let mut sink = store.sink();
-    let loaded =
-        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
-            .unwrap();
-    for image in &loaded {
-        let stored = store.image(&image.manifest_digest).unwrap();
-        for r in &image.refs {
-            store
-                .tag(&r.to_string(), stored.descriptor.clone())
-                .unwrap();
-        }
-    }
-    let store = Arc::new(store);
-    let state = dir.path().join("state");
-    let executor = Arc::new(RuncExecutor::new(RuntimeKind::Runc, &state.join("runc")).unwrap());
-    let snapshotter = Arc::new(OverlaySnapshotter::new(&state.join("overlay")).unwrap());
-    let context = dir.path().join("context");
+    let env = env();
+    let context = &env.context;
     for i in 0..40 {
         let p = context.join(format!("src/pkg{}/f{i}.txt", i % 4));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -81,31 +56,24 @@ async fn a_noop_rebuild_leaves_the_store_untouched() {
         FROM strata-fixtures/busybox:1.35\n\
         COPY --from=src /one /src/pkg2 /out/\n\
         CMD [\"cat\", \"/out/one\"]\n";
-    let build = || {
-        let mut options = BuildOptions::new(&context, dockerfile);
-        options.stat_cache = Some(dir.path().join("statcache"));
+    let build = async || {
+        let mut options = env.options(dockerfile);
+        options.stat_cache = Some(env.dir.path().join("statcache"));
         options.tags = vec!["docker.io/library/noop:latest".into()];
-        let sink: ProgressSink = Arc::new(|_: Event| {});
-        solve::build(
-            store.clone(),
-            executor.clone(),
-            snapshotter.clone(),
-            options,
-            sink,
-        )
+        env.build_ok(options).await.0
     };
-    let first: BuildOutcome = build().await.unwrap_or_else(|e| panic!("{e}"));
+    let first: BuildOutcome = build().await;
     assert_eq!(first.executed_steps, 3);
     // The second build may still write (the tag, nothing else); the third is measured.
-    let second = build().await.unwrap_or_else(|e| panic!("{e}"));
+    let second = build().await;
     assert_eq!(second.config_digest, first.config_digest);
     assert_eq!(second.executed_steps, 0);
 
-    let before = (stamps(dir.path()), stamps(&context));
-    let third = build().await.unwrap_or_else(|e| panic!("{e}"));
+    let before = (stamps(env.dir.path()), stamps(context));
+    let third = build().await;
     assert_eq!(third.executed_steps, 0);
     assert_eq!(third.config_digest, first.config_digest);
-    let after = (stamps(dir.path()), stamps(&context));
+    let after = (stamps(env.dir.path()), stamps(context));
     for (path, stamp) in &after.0 {
         assert_eq!(
             before.0.get(path),
@@ -119,7 +87,7 @@ async fn a_noop_rebuild_leaves_the_store_untouched() {
 
     // One byte changed (same size) is found, and only that file is re-read.
     std::fs::write(context.join("src/pkg1/f13.txt"), "file 14\n").unwrap();
-    let changed = build().await.unwrap_or_else(|e| panic!("{e}"));
+    let changed = build().await;
     assert_ne!(changed.config_digest, first.config_digest);
     assert_eq!(
         changed.executed_steps, 3,
