@@ -382,20 +382,7 @@ pub fn execute_tracked(
     if copy.unpack {
         return crate::copy::execute(rootfs, tree, copy).map(untracked);
     }
-    let root = DestRoot::open(rootfs).map_err(|source| CopyError::Root {
-        path: rootfs.to_path_buf(),
-        source,
-    })?;
-    let chown = copy
-        .chown
-        .as_deref()
-        .map(|spec| crate::copy::owner::resolve_chown(&root, spec))
-        .transpose()?;
-    let attrs = Attributes {
-        chown,
-        chmod: copy.chmod.clone(),
-        mtime_ns: None,
-    };
+    let (root, attrs) = crate::copy::open_destination(rootfs, copy)?;
     copy_source_tracked(&root, tree, source, &copy.dest, &attrs, previous)
 }
 

@@ -501,12 +501,13 @@ pub fn heredoc_tree(
     Ok((crate::source::DirTree::with_owner(dir, (0, 0)), names))
 }
 
-/// Writes a prepared copy into `rootfs` (the step's mounted root).
-pub fn execute(
+/// Opens the destination root `rootfs` of `copy` and the attributes its files get: the
+/// `--chown` owner (names looked up in the destination's own passwd and group files) and the
+/// `--chmod` mode.
+fn open_destination(
     rootfs: &Path,
-    tree: &dyn SourceTree,
     copy: &PreparedCopy,
-) -> Result<CopyStats, CopyError> {
+) -> Result<(DestRoot, Attributes), CopyError> {
     let root = DestRoot::open(rootfs).map_err(|source| CopyError::Root {
         path: rootfs.to_path_buf(),
         source,
@@ -521,6 +522,16 @@ pub fn execute(
         chmod: copy.chmod.clone(),
         mtime_ns: None,
     };
+    Ok((root, attrs))
+}
+
+/// Writes a prepared copy into `rootfs` (the step's mounted root).
+pub fn execute(
+    rootfs: &Path,
+    tree: &dyn SourceTree,
+    copy: &PreparedCopy,
+) -> Result<CopyStats, CopyError> {
+    let (root, attrs) = open_destination(rootfs, copy)?;
     let mut total = CopyStats::default();
     for source in &copy.sources {
         if copy.unpack && source.root_meta.kind == FileKind::File {

@@ -248,13 +248,7 @@ pub(super) fn copy_step<'a>(
         let mut from_view: Option<ReadView> = None;
         let mut from_tree: Option<DirTree> = None;
         if let Some(layers) = from_layers {
-            let store = shared.store.clone();
-            let snapshotter = shared.snapshotter.clone();
-            let view = tokio::task::spawn_blocking(move || {
-                ReadView::prepare(&store, snapshotter, &layers)
-            })
-            .await
-            .map_err(join_error)??;
+            let view = read_view(shared, layers).await?;
             from_tree = Some(DirTree::new(view.root()));
             from_view = Some(view);
         }
@@ -407,33 +401,12 @@ async fn copy_in_view(
     parent: Option<Digest>,
     work: impl FnOnce(std::path::PathBuf) -> Result<(), BuildError> + Send + 'static,
 ) -> Result<StepResult, BuildError> {
-    let store = shared.store.clone();
-    let snapshotter = shared.snapshotter.clone();
-    let view = tokio::task::spawn_blocking(move || {
-        WritableView::prepare(&store, snapshotter.as_ref(), &layers)
+    in_view(shared, layers, parent, |root| async move {
+        tokio::task::spawn_blocking(move || work(root))
+            .await
+            .map_err(join_error)?
     })
     .await
-    .map_err(join_error)??;
-    let root = view.root().to_path_buf();
-    let worked = tokio::task::spawn_blocking(move || work(root))
-        .await
-        .map_err(join_error)?;
-    if let Err(e) = worked {
-        view.discard(shared.snapshotter.as_ref());
-        return Err(e);
-    }
-    let store = shared.store.clone();
-    let snapshotter = shared.snapshotter.clone();
-    let sde = shared.options.source_date_epoch;
-    let layer = tokio::task::spawn_blocking(move || {
-        view.commit(&store, snapshotter.as_ref(), parent.as_ref(), sde)
-    })
-    .await
-    .map_err(join_error)??;
-    Ok(match layer {
-        Some(layer) => StepResult::Layer(layer),
-        None => StepResult::Empty,
-    })
 }
 
 /// Applies a step's result to the stage. A `--link` result (`link_key` is its cache key) is a

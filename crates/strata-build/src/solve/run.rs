@@ -169,13 +169,7 @@ pub(super) fn run_step<'a>(
         let mut bind_roots: Vec<Option<std::path::PathBuf>> = vec![None; mounts.len()];
         for (i, layers) in bind_layers.into_iter().enumerate() {
             if let Some(layers) = layers {
-                let store = shared.store.clone();
-                let snapshotter = shared.snapshotter.clone();
-                let view = tokio::task::spawn_blocking(move || {
-                    ReadView::prepare(&store, snapshotter, &layers)
-                })
-                .await
-                .map_err(join_error)??;
+                let view = read_view(shared, layers).await?;
                 bind_roots[i] = Some(view.root().to_path_buf());
                 bind_views.push(view);
             }

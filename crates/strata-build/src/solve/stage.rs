@@ -7,7 +7,7 @@
 
 use super::cache::{self, StepResult};
 use super::copy_step::copy_step;
-use super::layer::{Layer, WritableView};
+use super::layer::{Layer, ReadView, WritableView};
 use super::metadata::{metadata, workdir_step};
 use super::run::run_step;
 use super::{BaseSource, BuildError, Shared, StageOutput};
@@ -440,9 +440,23 @@ where
     W: FnOnce(std::path::PathBuf) -> Fut,
     Fut: std::future::Future<Output = Result<(), BuildError>>,
 {
+    in_view(shared, state.layers.clone(), state.last_chain(), work).await
+}
+
+/// Prepares a writable view of `layers`, runs `work` in it and commits the result on top of
+/// `parent` (blocking parts off the runtime); a failed `work` discards the view.
+pub(super) async fn in_view<W, Fut>(
+    shared: &Arc<Shared>,
+    layers: Vec<Layer>,
+    parent: Option<Digest>,
+    work: W,
+) -> Result<StepResult, BuildError>
+where
+    W: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BuildError>>,
+{
     let store = shared.store.clone();
     let snapshotter = shared.snapshotter.clone();
-    let layers = state.layers.clone();
     let view = tokio::task::spawn_blocking(move || {
         WritableView::prepare(&store, snapshotter.as_ref(), &layers)
     })
@@ -455,7 +469,6 @@ where
     }
     let store = shared.store.clone();
     let snapshotter = shared.snapshotter.clone();
-    let parent = state.last_chain();
     let sde = shared.options.source_date_epoch;
     let layer = tokio::task::spawn_blocking(move || {
         view.commit(&store, snapshotter.as_ref(), parent.as_ref(), sde)
@@ -466,6 +479,16 @@ where
         Some(layer) => StepResult::Layer(layer),
         None => StepResult::Empty,
     })
+}
+
+/// Prepares a read-only view of `layers` (a blocking mount, off the runtime).
+pub(super) async fn read_view(shared: &Shared, layers: Vec<Layer>) -> Result<ReadView, BuildError> {
+    let store = shared.store.clone();
+    let snapshotter = shared.snapshotter.clone();
+    let view = tokio::task::spawn_blocking(move || ReadView::prepare(&store, snapshotter, &layers))
+        .await
+        .map_err(join_error)??;
+    Ok(view)
 }
 
 pub(super) fn join_error(e: tokio::task::JoinError) -> BuildError {
