@@ -104,6 +104,18 @@ pub struct LayerScan {
     pub size: u64,
 }
 
+/// What docker counts of one layer tar entry toward the layer's size: a regular file's size,
+/// a symlink's target length, nothing for anything else (hardlinks included).
+pub fn docker_entry_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            entry.size()
+        }
+        tar::EntryType::Symlink => entry.link_name_bytes().map_or(0, |l| l.len() as u64),
+        _ => 0,
+    }
+}
+
 /// Reads a (possibly compressed) layer, checking that every entry stays inside the layer root,
 /// and measures it. `what` names the layer in errors.
 pub fn scan_layer(reader: impl Read, what: &str) -> anyhow::Result<LayerScan> {
@@ -131,15 +143,7 @@ pub fn scan_layer(reader: impl Read, what: &str) -> anyhow::Result<LayerScan> {
                 }
             );
         }
-        match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                size += entry.size();
-            }
-            tar::EntryType::Symlink => {
-                size += entry.link_name_bytes().map_or(0, |l| l.len() as u64);
-            }
-            _ => {}
-        }
+        size += docker_entry_size(&entry);
     }
     // The diff_id covers the whole stream, including the end-of-archive blocks.
     let mut rest = archive.into_inner();

@@ -560,16 +560,7 @@ fn uncompressed_layer_size(file: std::fs::File) -> std::io::Result<u64> {
     let mut archive = tar::Archive::new(file);
     let mut size = 0u64;
     for entry in archive.entries_with_seek()? {
-        let entry = entry?;
-        match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                size += entry.size();
-            }
-            tar::EntryType::Symlink => {
-                size += entry.link_name_bytes().map_or(0, |l| l.len() as u64);
-            }
-            _ => {}
-        }
+        size += store::docker_entry_size(&entry?);
     }
     Ok(size)
 }
