@@ -4,28 +4,20 @@
 //! and digested against the config's diff_ids; skopeo must accept the archive. Needs the fixtures
 //! and skopeo.
 
+mod common;
+
+use common::load_busybox;
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use strata_build::solve::export::{self, Output};
 use strata_image::{Digest, ImageConfig, LayerCompression};
 use strata_store::Store;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
 /// A store holding the busybox fixture; returns its manifest digest.
 fn busybox(dir: &Path) -> (Store, Digest) {
     let store = Store::open(dir.join("store")).unwrap();
-    let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-    let mut sink = store.sink();
-    let loaded =
-        strata_image::archive::read_archive(std::fs::File::open(&archive).unwrap(), &mut sink)
-            .unwrap();
-    let digest = loaded[0].manifest_digest;
+    let digest = load_busybox(&store)[0].manifest_digest;
     (store, digest)
 }
 
