@@ -8,6 +8,7 @@ mod common;
 use common::{BASE, cached, env, logs};
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -426,38 +427,9 @@ fn git_daemon(base: &std::path::Path) -> GitDaemon {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
     let env = env();
-    let root = tempfile::tempdir().unwrap();
-    let work = root.path().join("work");
-    let served = root.path().join("served");
-    std::fs::create_dir_all(work.join("sub/dir")).unwrap();
-    std::fs::create_dir_all(&served).unwrap();
-    std::fs::write(work.join("README"), "v1\n").unwrap();
-    std::fs::write(work.join("sub/dir/file"), "in sub\n").unwrap();
-    std::fs::write(work.join("sub/dir/run.sh"), "#!/bin/sh\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        work.join("sub/dir/run.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    git(&work, &["-c", "init.defaultBranch=main", "init", "-q"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "one"]);
-    git(&work, &["tag", "v1"]);
-    let first_commit = git(&work, &["rev-parse", "HEAD"]);
-    let bare = served.join("repo.git");
-    git(
-        root.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &work.to_string_lossy(),
-            &bare.to_string_lossy(),
-        ],
-    );
-    let daemon = git_daemon(&served);
-    let remote = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+    let repo = ServedRepo::new();
+    let remote = repo.remote();
+    let first_commit = &repo.commit;
 
     // The default branch, without .git, modes kept; then a tag's subdirectory.
     let whole = |readme: &str| {
@@ -474,9 +446,7 @@ async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
     // The key is the resolved commit: unchanged → cached; the branch moves → rebuilt.
     let again = env.build_args_ok(&whole("v1"), &[]).await;
     assert_eq!(cached(&again), 2, "ADD and RUN cached: {again:?}");
-    std::fs::write(work.join("README"), "v2\n").unwrap();
-    git(&work, &["commit", "-q", "-am", "two"]);
-    git(&work, &["push", "-q", &bare.to_string_lossy(), "main"]);
+    repo.push_readme("v2\n");
     let moved = env.build_args_ok(&whole("v2"), &[]).await;
     assert_eq!(cached(&moved), 0, "a moved branch rebuilds: {moved:?}");
 
@@ -499,9 +469,10 @@ async fn add_of_a_git_repository_checks_out_a_ref_and_subdirectory() {
 }
 
 /// A repository served by a loopback git daemon: `main` has one commit (README `v1`, a
-/// `sub/dir/file`), tagged with the lightweight tag `v1` and the annotated tag `v1a`.
+/// `sub/dir/file` and an executable `sub/dir/run.sh`), tagged with the lightweight tag `v1`
+/// and the annotated tag `v1a`.
 struct ServedRepo {
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
     daemon: GitDaemon,
     commit: String,
     /// The id of the annotated tag object `v1a` (not of its commit).
@@ -517,6 +488,12 @@ impl ServedRepo {
         std::fs::create_dir_all(&served).unwrap();
         std::fs::write(work.join("README"), "v1\n").unwrap();
         std::fs::write(work.join("sub/dir/file"), "in sub\n").unwrap();
+        std::fs::write(work.join("sub/dir/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            work.join("sub/dir/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         git(&work, &["-c", "init.defaultBranch=main", "init", "-q"]);
         git(&work, &["add", "."]);
         git(&work, &["commit", "-q", "-m", "one"]);
@@ -537,7 +514,7 @@ impl ServedRepo {
         );
         let daemon = git_daemon(&served);
         ServedRepo {
-            _root: root,
+            root,
             daemon,
             commit,
             tag_object,
@@ -546,6 +523,15 @@ impl ServedRepo {
 
     fn remote(&self) -> String {
         format!("git://127.0.0.1:{}/repo.git", self.daemon.port)
+    }
+
+    /// Commits `content` as the README on `main` and pushes it to the served repository.
+    fn push_readme(&self, content: &str) {
+        let work = self.root.path().join("work");
+        let bare = self.root.path().join("served/repo.git");
+        std::fs::write(work.join("README"), content).unwrap();
+        git(&work, &["commit", "-q", "-am", "two"]);
+        git(&work, &["push", "-q", &bare.to_string_lossy(), "main"]);
     }
 }
 
