@@ -1,79 +1,16 @@
 //! `strata build` and `strata builder prune` as a user runs them: exit codes, output modes,
 //! `--iidfile`, `--check`, cache hits across processes. Needs root, runc and the fixtures.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod build_common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
-struct Cli {
-    dir: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let cli = Cli {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let out = cli.run(&[
-            "load",
-            "-i",
-            fixtures()
-                .join("docker-archive/busybox_1.35.tar")
-                .to_str()
-                .unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "load: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::create_dir_all(cli.context()).unwrap();
-        cli
-    }
-
-    fn context(&self) -> PathBuf {
-        self.dir.path().join("ctx")
-    }
-
-    fn write(&self, rel: &str, content: &str) {
-        let p = self.context().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(args)
-            .env("STRATA_ROOT", self.dir.path().join("store"))
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .unwrap()
-    }
-
-    fn build(&self, extra: &[&str]) -> Output {
-        let ctx = self.context();
-        let mut args = vec!["build", "--progress=plain"];
-        args.extend_from_slice(extra);
-        args.push(ctx.to_str().unwrap());
-        self.run(&args)
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use build_common::{Cli, text};
 
 #[test]
 fn build_tags_prints_plain_progress_and_caches_across_processes() {
     let cli = Cli::new();
     cli.write("Dockerfile", "FROM strata-fixtures/busybox:1.35\nCOPY a.txt /a.txt\nRUN echo step-output && cat /a.txt\n");
     cli.write("a.txt", "from-context\n");
-    let out = cli.build(&["-t", "demo:1"]);
+    let out = cli.build(&["--progress=plain", "-t", "demo:1"]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("[2/3] COPY a.txt /a.txt"), "{stderr}");
@@ -87,7 +24,7 @@ fn build_tags_prints_plain_progress_and_caches_across_processes() {
         "{stderr}"
     );
 
-    let again = cli.build(&["-t", "demo:1"]);
+    let again = cli.build(&["--progress=plain", "-t", "demo:1"]);
     let stderr = text(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert_eq!(stderr.matches("CACHED").count(), 2, "{stderr}");
@@ -114,7 +51,7 @@ fn quiet_prints_only_the_id_and_iidfile_gets_it_too() {
         "FROM strata-fixtures/busybox:1.35\nLABEL a=b\n",
     );
     let iid = cli.dir.path().join("iid");
-    let out = cli.build(&["-q", "--iidfile", iid.to_str().unwrap()]);
+    let out = cli.build(&["--progress=plain", "-q", "--iidfile", iid.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let id = stdout.trim();
@@ -129,7 +66,7 @@ fn exit_codes_one_for_build_errors_two_for_usage_errors() {
         "Dockerfile",
         "FROM strata-fixtures/busybox:1.35\nRUN exit 7\n",
     );
-    let out = cli.build(&[]);
+    let out = cli.build(&["--progress=plain"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -139,13 +76,13 @@ fn exit_codes_one_for_build_errors_two_for_usage_errors() {
     assert!(stderr.contains(">>> RUN exit 7"), "{stderr}");
 
     cli.write("Dockerfile", "FROM missing/image:none\n");
-    let out = cli.build(&[]);
+    let out = cli.build(&["--progress=plain"]);
     assert_eq!(out.status.code(), Some(1));
 
     let out = cli.run(&["build", "--definitely-not-a-flag", "."]);
     assert_eq!(out.status.code(), Some(2));
 
-    let out = cli.build(&["--platform", "linux/arm64"]);
+    let out = cli.build(&["--progress=plain", "--platform", "linux/arm64"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not supported"));
 }
@@ -157,7 +94,7 @@ fn check_reports_lint_findings_without_building() {
         "Dockerfile",
         "from strata-fixtures/busybox:1.35 as Builder\nRUN echo hi\n",
     );
-    let out = cli.build(&["--check"]);
+    let out = cli.build(&["--progress=plain", "--check"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let stdout = text(&out.stdout);
     assert!(
@@ -169,7 +106,7 @@ fn check_reports_lint_findings_without_building() {
         "Dockerfile",
         "FROM strata-fixtures/busybox:1.35\nRUN echo hi\n",
     );
-    let out = cli.build(&["--check"]);
+    let out = cli.build(&["--progress=plain", "--check"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
 
@@ -180,11 +117,11 @@ fn builder_prune_drops_the_cache() {
         "Dockerfile",
         "FROM strata-fixtures/busybox:1.35\nRUN echo once > /f\n",
     );
-    assert!(cli.build(&[]).status.success());
+    assert!(cli.build(&["--progress=plain"]).status.success());
     let out = cli.run(&["builder", "prune", "-af"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Total reclaimed space"));
-    let out = cli.build(&[]);
+    let out = cli.build(&["--progress=plain"]);
     assert!(out.status.success());
     assert!(
         !text(&out.stderr).contains("CACHED"),

@@ -4,66 +4,11 @@
 //! whose compressed variants are remembered and reused. Needs root, runc, skopeo, `script`
 //! and the fixtures.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod build_common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
-
-struct Cli {
-    dir: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new() -> Self {
-        let cli = Cli {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let archive = fixtures().join("docker-archive/busybox_1.35.tar");
-        let out = cli.run(&["load", "-i", archive.to_str().unwrap()]);
-        assert!(out.status.success(), "load: {}", text(&out.stderr));
-        std::fs::create_dir_all(cli.context()).unwrap();
-        cli
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn context(&self) -> PathBuf {
-        self.dir.path().join("ctx")
-    }
-
-    fn write(&self, rel: &str, content: &str) {
-        let p = self.context().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(args)
-            .env("STRATA_ROOT", self.store())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .unwrap()
-    }
-
-    fn build(&self, extra: &[&str]) -> Output {
-        let ctx = self.context();
-        let mut args = vec!["build"];
-        args.extend_from_slice(extra);
-        args.push(ctx.to_str().unwrap());
-        self.run(&args)
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use build_common::{Cli, text};
+use std::path::Path;
+use std::process::Command;
 
 /// Timings and digests vary from run to run; the shape must not.
 macro_rules! assert_log_snapshot {
