@@ -32,14 +32,17 @@ fn the_go_server_compiles_in_golang_and_ships_in_a_few_megabytes() {
     let context = example();
     let context = context.to_str().expect("utf-8 path");
 
-    let first = s.output(&[
-        "build",
-        "--progress",
-        "plain",
-        "-t",
-        "hello:latest",
-        context,
-    ]);
+    let build = || {
+        s.output(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "hello:latest",
+            context,
+        ])
+    };
+    let first = build();
     let log = String::from_utf8_lossy(&first.stderr);
     assert!(first.status.success(), "build failed:\n{log}");
     assert!(
@@ -76,14 +79,7 @@ fn the_go_server_compiles_in_golang_and_ships_in_a_few_megabytes() {
 
     // A rebuild changes nothing and costs no step.
     let id = s.ok(&["images", "-q", "--no-trunc", "hello:latest"]);
-    let again = s.output(&[
-        "build",
-        "--progress",
-        "plain",
-        "-t",
-        "hello:latest",
-        context,
-    ]);
+    let again = build();
     let log = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "rebuild failed:\n{log}");
     assert_eq!(log.matches("CACHED").count(), 4, "{log}");
