@@ -243,6 +243,19 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// containerd's (and Docker 25's) full image name annotation.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 
+/// This host's platform in OCI's words (`os`, `architecture`): what an index entry must say for
+/// this machine to run it.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    ("linux", arch)
+}
+
 /// The manifests of an index for `os`/`architecture` (and `variant` when given); entries
 /// without a platform match nothing.
 pub fn select_platform<'a>(

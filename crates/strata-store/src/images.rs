@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
+use strata_image::manifest::{ManifestFormat, build_manifest, descriptor, to_bytes};
 use strata_image::oci::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use strata_image::{Digest, ImageConfig};
 
@@ -57,6 +58,17 @@ pub struct TagOutcome {
     pub previous: Option<Digest>,
 }
 
+/// What [`Store::put_image`] wrote.
+#[derive(Debug, Clone)]
+pub struct PutImage {
+    /// The config's digest: docker's IMAGE ID.
+    pub config_digest: Digest,
+    /// The manifest's digest.
+    pub manifest_digest: Digest,
+    /// The manifest's descriptor, as the `index.json` entries point at it.
+    pub manifest: Descriptor,
+}
+
 impl Store {
     /// Every `index.json` entry, tagged ones sorted by name first.
     pub fn images(&self) -> Result<Vec<ImageEntry>> {
@@ -86,6 +98,42 @@ impl Store {
             });
             debug_assert!(list.len() + usize::from(removed.is_some()) == before);
             Ok(removed)
+        })
+    }
+
+    /// Writes an OCI image made here (build, commit, import): the config blob, a manifest over
+    /// `layers`, and its `index.json` entries, one per name in `names` (full references), or one
+    /// untagged entry when `names` is empty.
+    pub fn put_image(
+        &self,
+        config_bytes: &[u8],
+        layers: Vec<Descriptor>,
+        names: &[String],
+    ) -> Result<PutImage> {
+        let format = ManifestFormat::Oci;
+        let config_digest = self.put_blob(config_bytes)?;
+        let config = descriptor(
+            format.config_media_type(),
+            config_digest,
+            config_bytes.len() as u64,
+        );
+        let manifest_bytes = to_bytes(&build_manifest(format, config, layers));
+        let manifest_digest = self.put_blob(&manifest_bytes)?;
+        let manifest = descriptor(
+            format.manifest_media_type(),
+            manifest_digest,
+            manifest_bytes.len() as u64,
+        );
+        if names.is_empty() {
+            self.add_untagged(manifest.clone())?;
+        }
+        for name in names {
+            self.tag(name, manifest.clone())?;
+        }
+        Ok(PutImage {
+            config_digest,
+            manifest_digest,
+            manifest,
         })
     }
 
@@ -149,10 +197,13 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-            let chosen =
-                pick_platform(index.manifests()).ok_or_else(|| StoreError::NotAnImageManifest {
+            let (os, arch) = strata_image::manifest::host_platform();
+            let chosen = strata_image::manifest::select_platform(&index, os, arch, None)
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::NotAnImageManifest {
                     digest: manifest_digest,
-                    media_type: format!("{kind} without a {} entry", host_platform().1),
+                    media_type: format!("{kind} without a {arch} entry"),
                 })?;
             manifest_digest = descriptor_digest(chosen, &path)?;
             manifest_bytes = self.read_blob(&manifest_digest)?;
@@ -340,25 +391,4 @@ fn media_type_of(bytes: &[u8]) -> String {
 fn is_index(media_type: &str) -> bool {
     media_type == "application/vnd.oci.image.index.v1+json"
         || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
-/// The (os, architecture) of this host in OCI's words.
-fn host_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    ("linux", arch)
-}
-
-fn pick_platform(manifests: &[Descriptor]) -> Option<&Descriptor> {
-    let (os, arch) = host_platform();
-    manifests.iter().find(|d| {
-        d.platform()
-            .as_ref()
-            .is_some_and(|p| p.os().to_string() == os && p.architecture().to_string() == arch)
-    })
 }

@@ -244,23 +244,13 @@ fn pick_manifest(seen: &Seen, descriptor: &Descriptor) -> Result<Descriptor, Arc
         Digest::try_from(d.digest()).is_ok_and(|d| seen.files.contains_key(&blob_path(&d)))
             && media::is_manifest(d.media_type().as_ref())
     };
-    let native = manifest::select_platform(&nested, "linux", host_architecture(), None)
+    let native = manifest::select_platform(&nested, "linux", manifest::host_platform().1, None)
         .into_iter()
         .find(present);
     native
         .or_else(|| nested.manifests().iter().find(present))
         .cloned()
         .ok_or(ArchiveError::NoManifestInIndex { path })
-}
-
-fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
 }
 
 fn read_oci_image(

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
-use strata_image::manifest::{ManifestFormat, build_manifest, descriptor, to_bytes};
+use strata_image::manifest::descriptor;
 use strata_image::{Reference, media};
 use strata_store::{Ingest, LayerInfo};
 
@@ -49,7 +49,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         Some(r) => Some(Reference::parse(r).with_context(|| format!("invalid reference {r:?}"))?),
         None => None,
     };
-    let (os, arch) = host_platform();
+    let (os, arch) = strata_image::manifest::host_platform();
     if let Some(p) = &args.platform
         && p != &format!("{os}/{arch}")
     {
@@ -97,25 +97,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         "rootfs": {"type": "layers", "diff_ids": [scan.diff_id.to_string()]},
     });
     let config_bytes = strata_image::config::canonical_json(&config);
-    let config_digest = store.put_blob(&config_bytes)?;
-    let manifest = build_manifest(
-        ManifestFormat::Oci,
-        descriptor(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
-        vec![descriptor(media::OCI_LAYER, layer_digest, layer_size)],
-    );
-    let manifest_bytes = to_bytes(&manifest);
-    let manifest_digest = store.put_blob(&manifest_bytes)?;
-    let entry = descriptor(
-        media::OCI_MANIFEST,
-        manifest_digest,
-        manifest_bytes.len() as u64,
-    );
-    match reference {
-        Some(r) => {
-            store.tag(&r.to_string(), entry)?;
-        }
-        None => store.add_untagged(entry)?,
-    }
+    let layer = descriptor(media::OCI_LAYER, layer_digest, layer_size);
+    let names: Vec<String> = reference.iter().map(ToString::to_string).collect();
+    let config_digest = store
+        .put_image(&config_bytes, vec![layer], &names)?
+        .config_digest;
     println!("{config_digest}");
     Ok(ExitCode::SUCCESS)
 }
@@ -132,18 +118,6 @@ impl<R: Read> Read for TeeReader<'_, R> {
         self.ingest.write_all(&buf[..n])?;
         Ok(n)
     }
-}
-
-/// The host platform in OCI's words.
-fn host_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    ("linux", arch)
 }
 
 /// Applies one `--change` instruction to the `config` object (docker's field names).
