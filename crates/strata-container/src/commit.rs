@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
-use strata_image::manifest::{ManifestFormat, build_manifest, descriptor, to_bytes};
+use strata_image::manifest::descriptor;
 use strata_image::{Digest, LayerCompression, Reference, media};
 use strata_layer::WriteOptions;
 
@@ -134,7 +134,6 @@ pub fn commit(
         .push(json!(layer.diff_id.to_string()));
 
     let config_bytes = strata_image::config::canonical_json(&config);
-    let config_digest = store.put_blob(&config_bytes)?;
     let mut layers: Vec<_> = image
         .manifest
         .layers()
@@ -148,25 +147,9 @@ pub fn commit(
         })
         .collect();
     layers.push(descriptor(media::OCI_LAYER, layer_digest, layer_size));
-    let manifest = build_manifest(
-        ManifestFormat::Oci,
-        descriptor(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
-        layers,
-    );
-    let manifest_bytes = to_bytes(&manifest);
-    let manifest_digest = store.put_blob(&manifest_bytes)?;
-    let entry = descriptor(
-        media::OCI_MANIFEST,
-        manifest_digest,
-        manifest_bytes.len() as u64,
-    );
-    match reference {
-        Some(r) => {
-            store.tag(&r.to_string(), entry)?;
-        }
-        None => store.add_untagged(entry)?,
-    }
-    Ok(config_digest)
+    let names: Vec<String> = reference.iter().map(ToString::to_string).collect();
+    let image = store.put_image(&config_bytes, layers, &names)?;
+    Ok(image.config_digest)
 }
 
 /// `export`: the container's filesystem as one tar (its live rootfs, or a temporary mount).

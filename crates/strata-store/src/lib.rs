@@ -45,7 +45,7 @@ pub use blobs::{Committed, Ingest, VerifyingReader};
 pub use cache::CacheRecord;
 pub use error::{Result, StoreError};
 pub use gc::{GcReport, Roots};
-pub use images::{Image, ImageEntry, REF_NAME_ANNOTATION, TagOutcome};
+pub use images::{Image, ImageEntry, PutImage, REF_NAME_ANNOTATION, TagOutcome};
 pub use layers::LayerInfo;
 pub use resolve::{Query, classify};
 pub use snapshots::{PreparedSnapshot, Snapshot};

@@ -235,9 +235,7 @@ pub(super) fn copy_step<'a>(
                 &previous_key,
             )
             .await?;
-            let time = chrono::Utc::now();
-            cache::record(&shared.store, &key, &result, time)?;
-            state.time = time;
+            record_executed(shared, state, &key, &result)?;
             finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
             return Ok(false);
         }
@@ -278,9 +276,7 @@ pub(super) fn copy_step<'a>(
         .await?;
         drop(from_view);
         drop(scratch);
-        let time = chrono::Utc::now();
-        cache::record(&shared.store, &key, &result, time)?;
-        state.time = time;
+        record_executed(shared, state, &key, &result)?;
         finish_step(shared, state, link.then_some(key), key, result, created_by).await?;
         Ok(false)
     })

@@ -1,7 +1,7 @@
 //! WORKDIR (a filesystem step: the directory is created for USER) and the instructions that
 //! only change the image config and history.
 
-use super::cache::{self, KeyBuilder};
+use super::cache::KeyBuilder;
 use super::history;
 use super::stage::*;
 use super::{BuildError, Shared};
@@ -61,9 +61,7 @@ pub(super) fn workdir_step<'a>(
             .map_err(join_error)?
         })
         .await?;
-        let time = chrono::Utc::now();
-        cache::record(&shared.store, &key, &result, time)?;
-        state.time = time;
+        record_executed(shared, state, &key, &result)?;
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })

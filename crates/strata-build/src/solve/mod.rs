@@ -457,37 +457,16 @@ fn commit_image(shared: &Shared, output: &StageOutput) -> Result<BuildOutcome, B
     config
         .oci
         .set_created(Some(strata_image::config::format_time(created)));
-    let config_bytes = config.to_vec();
-    let config_digest = store.put_blob(&config_bytes)?;
-    let format = strata_image::manifest::ManifestFormat::Oci;
-    let config_desc = strata_image::manifest::descriptor(
-        format.config_media_type(),
-        config_digest,
-        config_bytes.len() as u64,
-    );
     let layers = output
         .layers
         .iter()
         .map(|l| strata_image::manifest::descriptor(&l.media_type, l.blob, l.blob_size))
         .collect();
-    let manifest = strata_image::manifest::build_manifest(format, config_desc, layers);
-    let manifest_bytes = strata_image::manifest::to_bytes(&manifest);
-    let manifest_digest = store.put_blob(&manifest_bytes)?;
-    let descriptor = strata_image::manifest::descriptor(
-        format.manifest_media_type(),
-        manifest_digest,
-        manifest_bytes.len() as u64,
-    );
-    if shared.options.tags.is_empty() {
-        store.add_untagged(descriptor.clone())?;
-    }
-    for tag in &shared.options.tags {
-        store.tag(tag, descriptor.clone())?;
-    }
+    let image = store.put_image(&config.to_vec(), layers, &shared.options.tags)?;
     Ok(BuildOutcome {
-        config_digest,
-        manifest_digest,
-        manifest: descriptor,
+        config_digest: image.config_digest,
+        manifest_digest: image.manifest_digest,
+        manifest: image.manifest,
         tags: shared.options.tags.clone(),
         cached_steps: shared.cached.load(Ordering::Relaxed),
         executed_steps: shared.executed.load(Ordering::Relaxed),

@@ -1,7 +1,7 @@
 //! RUN: argv (SHELL or exec form, heredoc scripts), the environment the process sees, its
 //! cache key (bind-mounted content included), and the run itself on a writable view.
 
-use super::cache::{self, KeyBuilder};
+use super::cache::KeyBuilder;
 use super::copy_step::from_source;
 use super::history;
 use super::layer::{Layer, ReadView};
@@ -314,9 +314,7 @@ pub(super) fn run_step<'a>(
             }
         })
         .await?;
-        let time = chrono::Utc::now();
-        cache::record(&shared.store, &key, &result, time)?;
-        state.time = time;
+        record_executed(shared, state, &key, &result)?;
         apply_result(shared, state, key, &result, created_by);
         Ok(false)
     })

@@ -402,6 +402,20 @@ where
     }
 }
 
+/// Records a step this build just executed in the build cache, stamped now, and dates the
+/// stage by it (a later metadata step's history entry takes this time).
+pub(super) fn record_executed(
+    shared: &Shared,
+    state: &mut StageState,
+    key: &Digest,
+    result: &StepResult,
+) -> Result<(), BuildError> {
+    let time = chrono::Utc::now();
+    super::cache::record(&shared.store, key, result, time)?;
+    state.time = time;
+    Ok(())
+}
+
 /// Applies a step result (cached or fresh) to the stage.
 pub(super) fn apply_result(
     shared: &Shared,
