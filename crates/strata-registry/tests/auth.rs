@@ -3,10 +3,14 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use strata_image::reference::Reference;
-use strata_registry::{PullOptions, PushOptions, RegistryError, pull, push};
+use strata_registry::{
+    Client, PullOptions, Pulled, PushOptions, Pushed, RegistryError, pull, push,
+};
+use strata_store::{Image, Store};
 use support::{
     PASSWORD, TestRegistry, TokenServer, USER, client, empty_store, fixture_registry, runtime,
 };
@@ -17,25 +21,45 @@ fn reference(s: &str) -> Reference {
 
 fn ignore(_: strata_registry::Event) {}
 
-/// Pulls busybox from the fixture registry into a new store and returns it with its image.
-fn busybox(
+/// Pushes `image` from `store` to `target` with default options and no event consumer.
+fn push_to(
     rt: &tokio::runtime::Runtime,
-) -> (
-    tempfile::TempDir,
-    std::sync::Arc<strata_store::Store>,
-    strata_store::Image,
-) {
+    client: &Client,
+    store: &Arc<Store>,
+    image: &Image,
+    target: &Reference,
+) -> strata_registry::Result<Pushed> {
+    rt.block_on(push(
+        client,
+        store,
+        image,
+        target,
+        &PushOptions::default(),
+        &ignore,
+    ))
+}
+
+/// Pulls `reference` into `store` with default options and no event consumer.
+fn pull_from(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    store: &Arc<Store>,
+    reference: &Reference,
+) -> strata_registry::Result<Pulled> {
+    rt.block_on(pull(
+        client,
+        store,
+        reference,
+        &PullOptions::default(),
+        &ignore,
+    ))
+}
+
+/// Pulls busybox from the fixture registry into a new store and returns it with its image.
+fn busybox(rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, Arc<Store>, Image) {
     let (dir, store) = empty_store();
     let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    let pulled = rt
-        .block_on(pull(
-            &client(&[]),
-            &store,
-            &source,
-            &PullOptions::default(),
-            &ignore,
-        ))
-        .expect("pull fixture");
+    let pulled = pull_from(rt, &client(&[]), &store, &source).expect("pull fixture");
     let image = store.image(&pulled.manifest_digest).expect("image");
     (dir, store, image)
 }
@@ -49,16 +73,7 @@ fn basic_auth_against_htpasswd_registry() {
     let target = reference(&format!("{host}/private/busybox:1"));
 
     // Anonymous: refused, and the error says no credentials were sent.
-    let err = rt
-        .block_on(push(
-            &client(&[]),
-            &store,
-            &image,
-            &target,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect_err("anonymous push");
+    let err = push_to(&rt, &client(&[]), &store, &image, &target).expect_err("anonymous push");
     assert!(
         matches!(
             err,
@@ -76,16 +91,14 @@ fn basic_auth_against_htpasswd_registry() {
     );
 
     // Wrong password: refused, the message says so and never shows the password.
-    let err = rt
-        .block_on(push(
-            &client(&[(&host, USER, "wrong-password")]),
-            &store,
-            &image,
-            &target,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect_err("wrong password");
+    let err = push_to(
+        &rt,
+        &client(&[(&host, USER, "wrong-password")]),
+        &store,
+        &image,
+        &target,
+    )
+    .expect_err("wrong password");
     assert!(
         matches!(
             err,
@@ -104,27 +117,10 @@ fn basic_auth_against_htpasswd_registry() {
 
     // Right password: push and pull back.
     let good = client(&[(&host, USER, PASSWORD)]);
-    let pushed = rt
-        .block_on(push(
-            &good,
-            &store,
-            &image,
-            &target,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect("authenticated push");
+    let pushed = push_to(&rt, &good, &store, &image, &target).expect("authenticated push");
     assert_eq!(pushed.digest, image.manifest_digest);
     let (_b, fresh) = empty_store();
-    let back = rt
-        .block_on(pull(
-            &good,
-            &fresh,
-            &target,
-            &PullOptions::default(),
-            &ignore,
-        ))
-        .expect("authenticated pull");
+    let back = pull_from(&rt, &good, &fresh, &target).expect("authenticated pull");
     assert_eq!(back.manifest_digest, image.manifest_digest);
     rt.block_on(good.ping(&host))
         .expect("ping with credentials");
@@ -144,16 +140,8 @@ fn bearer_tokens_are_requested_per_scope_and_cached() {
     let authed = client(&[(&host, USER, PASSWORD)]);
 
     let first = reference(&format!("{host}/tok/busybox:1"));
-    let pushed = rt
-        .block_on(push(
-            &authed,
-            &store,
-            &image,
-            &first,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect("push through the token server");
+    let pushed =
+        push_to(&rt, &authed, &store, &image, &first).expect("push through the token server");
     assert_eq!(pushed.digest, image.manifest_digest);
     let requests = front.state().token_requests.lock().expect("lock").clone();
     // One token for pull+push on the repository serves every request of the push.
@@ -205,14 +193,7 @@ fn bearer_tokens_are_requested_per_scope_and_cached() {
     let before = front.state().token_requests.lock().expect("lock").len();
     for _ in 0..2 {
         let (_b, fresh) = empty_store();
-        rt.block_on(pull(
-            &authed,
-            &fresh,
-            &first,
-            &PullOptions::default(),
-            &ignore,
-        ))
-        .expect("pull through the token server");
+        pull_from(&rt, &authed, &fresh, &first).expect("pull through the token server");
     }
     let after = front.state().token_requests.lock().expect("lock").clone();
     assert_eq!(after.len(), before + 1, "{after:?}");
@@ -231,16 +212,14 @@ fn bearer_token_refusals_are_precise() {
     let host = front.host();
     let target = reference(&format!("{host}/tok/busybox:1"));
 
-    let err = rt
-        .block_on(push(
-            &client(&[(&host, USER, "bad")]),
-            &store,
-            &image,
-            &target,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect_err("bad password");
+    let err = push_to(
+        &rt,
+        &client(&[(&host, USER, "bad")]),
+        &store,
+        &image,
+        &target,
+    )
+    .expect_err("bad password");
     assert_eq!(
         err.to_string(),
         format!(
@@ -251,36 +230,19 @@ fn bearer_token_refusals_are_precise() {
 
     // Anonymous pulls allowed, pushes not: pull works without credentials, push does not.
     front.state().anonymous_pull.store(true, Ordering::Relaxed);
-    rt.block_on(push(
+    push_to(
+        &rt,
         &client(&[(&host, USER, PASSWORD)]),
         &store,
         &image,
         &target,
-        &PushOptions::default(),
-        &ignore,
-    ))
+    )
     .expect("push with credentials");
     let anonymous = client(&[]);
     let (_b, fresh) = empty_store();
-    rt.block_on(pull(
-        &anonymous,
-        &fresh,
-        &target,
-        &PullOptions::default(),
-        &ignore,
-    ))
-    .expect("anonymous pull");
+    pull_from(&rt, &anonymous, &fresh, &target).expect("anonymous pull");
     let other = reference(&format!("{host}/tok/anonymous:1"));
-    let err = rt
-        .block_on(push(
-            &anonymous,
-            &store,
-            &image,
-            &other,
-            &PushOptions::default(),
-            &ignore,
-        ))
-        .expect_err("anonymous push");
+    let err = push_to(&rt, &anonymous, &store, &image, &other).expect_err("anonymous push");
     assert!(
         matches!(
             err,
@@ -302,27 +264,11 @@ fn blob_redirects_are_followed_without_credentials() {
     let host = front.host();
     let authed = client(&[(&host, USER, PASSWORD)]);
     let target = reference(&format!("{host}/redirect/busybox:1"));
-    rt.block_on(push(
-        &authed,
-        &store,
-        &image,
-        &target,
-        &PushOptions::default(),
-        &ignore,
-    ))
-    .expect("push");
+    push_to(&rt, &authed, &store, &image, &target).expect("push");
 
     front.redirect_blobs(registry.port);
     let (_b, fresh) = empty_store();
-    let pulled = rt
-        .block_on(pull(
-            &authed,
-            &fresh,
-            &target,
-            &PullOptions::default(),
-            &ignore,
-        ))
-        .expect("pull via redirects");
+    let pulled = pull_from(&rt, &authed, &fresh, &target).expect("pull via redirects");
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     let seen = front.state().storage_requests.lock().expect("lock").clone();
     // Config and layer came from the storage host, and the token stayed with the registry.
@@ -346,15 +292,7 @@ fn identity_tokens_use_the_oauth2_refresh_flow() {
     // `<token>` as the user marks an identity token, as docker's helpers and config do.
     let oauth = client(&[(&host, "<token>", "refresh-123")]);
     let target = reference(&format!("{host}/oauth/busybox:1"));
-    rt.block_on(push(
-        &oauth,
-        &store,
-        &image,
-        &target,
-        &PushOptions::default(),
-        &ignore,
-    ))
-    .expect("push with an identity token");
+    push_to(&rt, &oauth, &store, &image, &target).expect("push with an identity token");
     rt.block_on(oauth.ping(&host)).expect("ping");
 
     let stale = client(&[(&host, "<token>", "expired")]);

@@ -95,6 +95,24 @@ fn reference(s: &str) -> Reference {
     Reference::parse(s).expect("reference")
 }
 
+/// Pulls busybox from the fixture registry into `store` and returns it as the store has it tagged.
+fn pull_fixture_busybox(
+    rt: &tokio::runtime::Runtime,
+    client: &strata_registry::Client,
+    store: &Arc<Store>,
+) -> strata_store::Image {
+    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
+    rt.block_on(pull(
+        client,
+        store,
+        &source,
+        &PullOptions::default(),
+        &strata_registry::events::ignore,
+    ))
+    .expect("pull");
+    image(store, &source.to_string())
+}
+
 #[test]
 fn pull_every_fixture_push_to_a_new_registry_and_pull_back() {
     let rt = runtime();
@@ -238,16 +256,7 @@ fn cross_repository_mount_and_declined_mount_fallback() {
     let client = client(&[]);
     let (_a, store) = empty_store();
     let registry = TestRegistry::start(false);
-    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        &client,
-        &store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
-    let stored = image(&store, &source.to_string());
+    let stored = pull_fixture_busybox(&rt, &client, &store);
 
     let first = reference(&format!("{}/team-a/busybox:1", registry.host()));
     rt.block_on(push(
@@ -358,16 +367,7 @@ fn multi_platform_index_resolves_to_the_requested_platform() {
     let client = client(&[]);
     let (_a, store) = empty_store();
     let registry = TestRegistry::start(false);
-    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        &client,
-        &store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
-    let stored = image(&store, &source.to_string());
+    let stored = pull_fixture_busybox(&rt, &client, &store);
     let repo = Repo::new(registry.host(), "multi/busybox");
 
     // The layer and an amd64 and an arm64 config (same rootfs, different architecture).
@@ -491,16 +491,7 @@ fn tampered_blobs_are_refused_and_leave_nothing() {
     let client = client(&[]);
     let (_a, store) = empty_store();
     let registry = TestRegistry::start(false);
-    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        &client,
-        &store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
-    let stored = image(&store, &source.to_string());
+    let stored = pull_fixture_busybox(&rt, &client, &store);
     let target = reference(&format!("{}/tamper/busybox:1", registry.host()));
     rt.block_on(push(
         &client,
@@ -680,16 +671,7 @@ fn uncompressed_layers_are_compressed_once() {
     let client = client(&[]);
     let (_a, store) = empty_store();
     let registry = TestRegistry::start(false);
-    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        &client,
-        &store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
-    let pulled = image(&store, &source.to_string());
+    let pulled = pull_fixture_busybox(&rt, &client, &store);
 
     // A "built" image: the same layer stored uncompressed (digest = diff_id), as strata's
     // build engine stores the layers it makes.
@@ -856,16 +838,7 @@ fn loopback_https_registry_with_a_self_signed_certificate() {
     let client = client(&[]);
     let (_a, store) = empty_store();
     let registry = TestRegistry::start_tls();
-    let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        &client,
-        &store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
-    let stored = image(&store, &source.to_string());
+    let stored = pull_fixture_busybox(&rt, &client, &store);
     // Loopback registries are trusted as docker trusts them: HTTPS is tried first and its
     // self-signed certificate accepted; the registry only speaks TLS, so success means HTTPS.
     let target = reference(&format!("{}/tls/busybox:1", registry.host()));

@@ -442,6 +442,44 @@ fn grants(granted: &[String], needed: &str) -> bool {
     })
 }
 
+/// The scopes a token request (`query`: `?scope=…&…`) asks for, recorded in `state`.
+fn record_token_request(state: &TokenState, query: &str) -> Vec<String> {
+    let scopes: Vec<String> = query_values(query, "scope")
+        .iter()
+        .flat_map(|s| s.split(' ').map(str::to_string))
+        .collect();
+    state
+        .token_requests
+        .lock()
+        .expect("lock")
+        .push(scopes.clone());
+    scopes
+}
+
+/// Counts a refused token request and answers it 401 with `message`.
+fn refuse_token(stream: &mut TcpStream, state: &TokenState, message: &str) -> std::io::Result<()> {
+    state.rejected.fetch_add(1, Ordering::Relaxed);
+    let body = format!(r#"{{"errors":[{{"code":"UNAUTHORIZED","message":"{message}"}}]}}"#);
+    respond(
+        stream,
+        "401 Unauthorized",
+        &[("Content-Type", "application/json".into())],
+        body.as_bytes(),
+    )
+}
+
+/// A new token named `{prefix}-{n}` that grants `scopes`.
+fn issue_token(state: &TokenState, prefix: &str, scopes: Vec<String>) -> String {
+    let n = state.counter.fetch_add(1, Ordering::Relaxed);
+    let token = format!("{prefix}-{n}");
+    state
+        .tokens
+        .lock()
+        .expect("lock")
+        .insert(token.clone(), scopes);
+    token
+}
+
 fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
@@ -449,15 +487,7 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
         let path = request.target.clone();
         if path.starts_with("/token") && request.method == "POST" {
             let form = format!("?{}", String::from_utf8_lossy(&request.body));
-            let scopes: Vec<String> = query_values(&form, "scope")
-                .iter()
-                .flat_map(|s| s.split(' ').map(str::to_string))
-                .collect();
-            state
-                .token_requests
-                .lock()
-                .expect("lock")
-                .push(scopes.clone());
+            let scopes = record_token_request(state, &form);
             let refresh = query_values(&form, "refresh_token");
             let accepted = query_values(&form, "grant_type") == ["refresh_token"]
                 && refresh.len() == 1
@@ -467,22 +497,10 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
                     .expect("lock")
                     .contains(&refresh[0]);
             if !accepted {
-                state.rejected.fetch_add(1, Ordering::Relaxed);
-                respond(
-                    &mut stream,
-                    "401 Unauthorized",
-                    &[("Content-Type", "application/json".into())],
-                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid refresh token"}]}"#,
-                )?;
+                refuse_token(&mut stream, state, "invalid refresh token")?;
                 continue;
             }
-            let n = state.counter.fetch_add(1, Ordering::Relaxed);
-            let token = format!("oauth-{n}");
-            state
-                .tokens
-                .lock()
-                .expect("lock")
-                .insert(token.clone(), scopes);
+            let token = issue_token(state, "oauth", scopes);
             let body = format!(r#"{{"access_token":"{token}","expires_in":300,"scope":""}}"#);
             respond(
                 &mut stream,
@@ -493,37 +511,17 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
             continue;
         }
         if path.starts_with("/token") {
-            let scopes: Vec<String> = query_values(&path, "scope")
-                .iter()
-                .flat_map(|s| s.split(' ').map(str::to_string))
-                .collect();
-            state
-                .token_requests
-                .lock()
-                .expect("lock")
-                .push(scopes.clone());
+            let scopes = record_token_request(state, &path);
             let expected = format!("Basic {}", base64_encode(&format!("{USER}:{PASSWORD}")));
             let authorized = request.header("authorization") == Some(expected.as_str());
             let anonymous_ok = request.header("authorization").is_none()
                 && state.anonymous_pull.load(Ordering::Relaxed)
                 && scopes.iter().all(|s| s.ends_with(":pull"));
             if !(authorized || anonymous_ok) {
-                state.rejected.fetch_add(1, Ordering::Relaxed);
-                respond(
-                    &mut stream,
-                    "401 Unauthorized",
-                    &[("Content-Type", "application/json".into())],
-                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"incorrect username or password"}]}"#,
-                )?;
+                refuse_token(&mut stream, state, "incorrect username or password")?;
                 continue;
             }
-            let n = state.counter.fetch_add(1, Ordering::Relaxed);
-            let token = format!("token-{n}");
-            state
-                .tokens
-                .lock()
-                .expect("lock")
-                .insert(token.clone(), scopes);
+            let token = issue_token(state, "token", scopes);
             let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
             respond(
                 &mut stream,
