@@ -438,29 +438,21 @@ async fn secrets_as_environment_variables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_cache_mounts_are_used_by_one_step_at_a_time() {
-    let env = env();
-    let step = |name: &str| {
-        format!(
-            "RUN --mount=type=cache,id=shared,target=/c,sharing=locked test ! -e /c/busy && echo {name} > /c/busy && sleep 1 && test \"$(cat /c/busy)\" = {name} && rm /c/busy && echo {name} > /{name}\n"
-        )
-    };
-    let dockerfile = format!(
-        "{BASE}{}\nFROM strata-fixtures/busybox:1.35\n{}\nFROM strata-fixtures/busybox:1.35\nCOPY --from=0 /one /one\nCOPY --from=1 /two /two\n",
-        step("one"),
-        step("two")
-    );
-    env.build(env.options(&dockerfile))
-        .await
-        .0
-        .unwrap_or_else(|e| panic!("{e}"));
+    build_two_concurrent_cache_steps("shared", "locked").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_cache_mounts_give_concurrent_steps_their_own_instance() {
+    build_two_concurrent_cache_steps("p", "private").await;
+}
+
+/// Builds two independent stages whose steps use the cache mount `id` with `sharing` at the same
+/// time; each step fails if it sees the other's marker file in its cache while it sleeps.
+async fn build_two_concurrent_cache_steps(id: &str, sharing: &str) {
     let env = env();
     let step = |name: &str| {
         format!(
-            "RUN --mount=type=cache,id=p,target=/c,sharing=private test ! -e /c/busy && echo {name} > /c/busy && sleep 1 && test \"$(cat /c/busy)\" = {name} && rm /c/busy && echo {name} > /{name}\n"
+            "RUN --mount=type=cache,id={id},target=/c,sharing={sharing} test ! -e /c/busy && echo {name} > /c/busy && sleep 1 && test \"$(cat /c/busy)\" = {name} && rm /c/busy && echo {name} > /{name}\n"
         )
     };
     let dockerfile = format!(
