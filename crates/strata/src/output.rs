@@ -199,6 +199,20 @@ fn go_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// docker's confirmation prompt for destructive commands: `warning`, then "Are you sure you
+/// want to continue? [y/N] " on stdout; only `y` or `yes` (any case) answer yes.
+pub fn confirm(warning: &str) -> std::io::Result<bool> {
+    use std::io::{BufRead, Write};
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

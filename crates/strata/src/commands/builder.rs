@@ -5,11 +5,11 @@
 //! `-a`, the persistent `RUN --mount=type=cache` directories and the context stat caches go
 //! too.
 
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::container::dir_size;
 use crate::commands::Global;
 use crate::output;
 use crate::store;
@@ -50,14 +50,7 @@ fn run_prune(global: &Global, args: PruneArgs) -> anyhow::Result<ExitCode> {
         } else {
             "all dangling build cache"
         };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .context("cannot read the answer")?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !output::confirm(&format!("WARNING! This will remove {what}."))? {
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -86,19 +79,4 @@ fn run_prune(global: &Global, args: PruneArgs) -> anyhow::Result<ExitCode> {
     );
     println!("Total reclaimed space: {}", output::size(reclaimed));
     Ok(ExitCode::SUCCESS)
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    let mut total = 0;
-    for entry in entries.flatten() {
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => total += dir_size(&entry.path()),
-            Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => {}
-        }
-    }
-    total
 }

@@ -10,6 +10,7 @@ use strata_container::{Container, Containers, Output};
 use strata_store::Store;
 
 use crate::commands::Global;
+use crate::output;
 use crate::store;
 
 /// Manage containers
@@ -48,15 +49,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<ExitCode> {
-    if !args.force {
-        eprint!(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !args.force && !output::confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(ExitCode::SUCCESS);
     }
     let store = store::open(global)?;
     let containers = Containers::open(&store)?;

@@ -3,7 +3,6 @@
 //! `image prune`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use crate::commands::{Global, history, images, import, inspect, load, rmi, save, tag};
@@ -74,11 +73,7 @@ fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<ExitCode> {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        if !output::confirm(warning)? {
             return Ok(ExitCode::SUCCESS);
         }
     }
