@@ -7,52 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use strata_image::reference::Reference;
-use strata_registry::{
-    Client, PullOptions, Pulled, PushOptions, Pushed, RegistryError, pull, push,
-};
+use strata_registry::{PushOptions, RegistryError, push};
 use strata_store::{Image, Store};
 use support::{
-    PASSWORD, TestRegistry, TokenServer, USER, client, empty_store, fixture_registry, runtime,
+    PASSWORD, TestRegistry, TokenServer, USER, client, empty_store, fixture_registry, pull_from,
+    push_to, runtime,
 };
 
 fn reference(s: &str) -> Reference {
     Reference::parse(s).expect("reference")
-}
-
-fn ignore(_: strata_registry::Event) {}
-
-/// Pushes `image` from `store` to `target` with default options and no event consumer.
-fn push_to(
-    rt: &tokio::runtime::Runtime,
-    client: &Client,
-    store: &Arc<Store>,
-    image: &Image,
-    target: &Reference,
-) -> strata_registry::Result<Pushed> {
-    rt.block_on(push(
-        client,
-        store,
-        image,
-        target,
-        &PushOptions::default(),
-        &ignore,
-    ))
-}
-
-/// Pulls `reference` into `store` with default options and no event consumer.
-fn pull_from(
-    rt: &tokio::runtime::Runtime,
-    client: &Client,
-    store: &Arc<Store>,
-    reference: &Reference,
-) -> strata_registry::Result<Pulled> {
-    rt.block_on(pull(
-        client,
-        store,
-        reference,
-        &PullOptions::default(),
-        &ignore,
-    ))
 }
 
 /// Pulls busybox from the fixture registry into a new store and returns it with its image.

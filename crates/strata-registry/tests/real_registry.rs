@@ -18,7 +18,7 @@ use strata_registry::{
     BlobStatus, Event, Platform, PullOptions, PushOptions, RegistryError, Repo, pull, push,
 };
 use strata_store::Store;
-use support::{TestRegistry, client, empty_store, fixture_registry, runtime};
+use support::{TestRegistry, client, empty_store, fixture_registry, pull_from, push_to, runtime};
 
 /// What `skopeo inspect` says the digest of `image` (docker://…) is.
 fn skopeo_digest(image: &str) -> String {
@@ -102,14 +102,7 @@ fn pull_fixture_busybox(
     store: &Arc<Store>,
 ) -> strata_store::Image {
     let source = reference(&format!("{}/library/busybox:1.35", fixture_registry()));
-    rt.block_on(pull(
-        client,
-        store,
-        &source,
-        &PullOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("pull");
+    pull_from(rt, client, store, &source).expect("pull");
     image(store, &source.to_string())
 }
 
@@ -171,16 +164,7 @@ fn pull_every_fixture_push_to_a_new_registry_and_pull_back() {
         // Push under a new name: the manifest goes out byte for byte.
         let name = repository.replace("library/", "strata-test/");
         let destination = reference(&format!("{}/{name}:{tag}", target.host()));
-        let pushed = rt
-            .block_on(push(
-                &client,
-                &store,
-                &stored,
-                &destination,
-                &PushOptions::default(),
-                &strata_registry::events::ignore,
-            ))
-            .expect("push");
+        let pushed = push_to(&rt, &client, &store, &stored, &destination).expect("push");
         assert_eq!(pushed.digest, stored.manifest_digest);
         assert_eq!(
             pushed.digest.to_string(),
@@ -189,15 +173,7 @@ fn pull_every_fixture_push_to_a_new_registry_and_pull_back() {
 
         // And back into an empty store.
         let (_b, fresh) = empty_store();
-        let back = rt
-            .block_on(pull(
-                &client,
-                &fresh,
-                &destination,
-                &PullOptions::default(),
-                &strata_registry::events::ignore,
-            ))
-            .expect("pull back");
+        let back = pull_from(&rt, &client, &fresh, &destination).expect("pull back");
         assert_eq!(back.manifest_digest, stored.manifest_digest);
         assert_eq!(back.config_digest, stored.config_digest);
         for layer in stored.manifest.layers() {
@@ -224,28 +200,12 @@ fn pull_by_digest_and_missing_tag() {
     let fixture = fixture_registry();
     let digest = skopeo_digest(&format!("{fixture}/library/busybox:1.35"));
     let by_digest = reference(&format!("{fixture}/library/busybox@{digest}"));
-    let pulled = rt
-        .block_on(pull(
-            &client,
-            &store,
-            &by_digest,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("pull by digest");
+    let pulled = pull_from(&rt, &client, &store, &by_digest).expect("pull by digest");
     assert_eq!(pulled.digest.to_string(), digest);
     assert_eq!(pulled.name, by_digest.to_string());
 
     let missing = reference(&format!("{fixture}/library/busybox:no-such-tag"));
-    let err = rt
-        .block_on(pull(
-            &client,
-            &store,
-            &missing,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect_err("missing tag");
+    let err = pull_from(&rt, &client, &store, &missing).expect_err("missing tag");
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("MANIFEST_UNKNOWN"), "{err}");
 }
@@ -259,15 +219,7 @@ fn cross_repository_mount_and_declined_mount_fallback() {
     let stored = pull_fixture_busybox(&rt, &client, &store);
 
     let first = reference(&format!("{}/team-a/busybox:1", registry.host()));
-    rt.block_on(push(
-        &client,
-        &store,
-        &stored,
-        &first,
-        &PushOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("first push");
+    push_to(&rt, &client, &store, &stored, &first).expect("first push");
     let events = Recorder::default();
     let second = reference(&format!("{}/team-b/busybox:1", registry.host()));
     rt.block_on(push(
@@ -433,15 +385,7 @@ fn multi_platform_index_resolves_to_the_requested_platform() {
 
     let multi = reference(&format!("{}/multi/busybox:multi", registry.host()));
     let (_b, fresh) = empty_store();
-    let amd64 = rt
-        .block_on(pull(
-            &client,
-            &fresh,
-            &multi,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("pull default platform");
+    let amd64 = pull_from(&rt, &client, &fresh, &multi).expect("pull default platform");
     assert_eq!(amd64.digest, index_raw.digest);
     assert_eq!(amd64.manifest_digest, platform_manifests[0].2.digest);
 
@@ -493,15 +437,7 @@ fn tampered_blobs_are_refused_and_leave_nothing() {
     let registry = TestRegistry::start(false);
     let stored = pull_fixture_busybox(&rt, &client, &store);
     let target = reference(&format!("{}/tamper/busybox:1", registry.host()));
-    rt.block_on(push(
-        &client,
-        &store,
-        &stored,
-        &target,
-        &PushOptions::default(),
-        &strata_registry::events::ignore,
-    ))
-    .expect("push");
+    push_to(&rt, &client, &store, &stored, &target).expect("push");
     let layer = Digest::try_from(stored.manifest.layers()[0].digest()).expect("digest");
     let file = registry.blob_file(&layer.hex());
 
@@ -512,15 +448,7 @@ fn tampered_blobs_are_refused_and_leave_nothing() {
     bytes[middle] ^= 0xff;
     std::fs::write(&file, &bytes).expect("tamper");
     let (dir, fresh) = empty_store();
-    let err = rt
-        .block_on(pull(
-            &client,
-            &fresh,
-            &target,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect_err("tampered layer");
+    let err = pull_from(&rt, &client, &fresh, &target).expect_err("tampered layer");
     match &err {
         RegistryError::DigestMismatch {
             what: "layer",
@@ -546,15 +474,7 @@ fn tampered_blobs_are_refused_and_leave_nothing() {
     // Truncated: the registry now announces fewer bytes than the descriptor says.
     std::fs::write(&file, &original[..original.len() - 100]).expect("truncate");
     let (dir, fresh) = empty_store();
-    let err = rt
-        .block_on(pull(
-            &client,
-            &fresh,
-            &target,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect_err("truncated layer");
+    let err = pull_from(&rt, &client, &fresh, &target).expect_err("truncated layer");
     match &err {
         RegistryError::SizeMismatch {
             what: "layer",
@@ -597,15 +517,7 @@ fn skopeo_reads_what_strata_pushed_and_strata_reads_what_skopeo_pushed() {
     assert!(status.success());
     let (_a, store) = empty_store();
     let from_skopeo = reference(&format!("{}/skopeo/busybox:v2s2", registry.host()));
-    let pulled = rt
-        .block_on(pull(
-            &client,
-            &store,
-            &from_skopeo,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("pull what skopeo pushed");
+    let pulled = pull_from(&rt, &client, &store, &from_skopeo).expect("pull what skopeo pushed");
     assert_eq!(
         pulled.digest.to_string(),
         skopeo_digest(&format!("{}/skopeo/busybox:v2s2", registry.host()))
@@ -819,15 +731,7 @@ fn uncompressed_layers_are_compressed_once() {
 
     // What was pushed pulls into an empty store with the compressed layer.
     let (_b, fresh) = empty_store();
-    let back = rt
-        .block_on(pull(
-            &client,
-            &fresh,
-            &first,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("pull back");
+    let back = pull_from(&rt, &client, &fresh, &first).expect("pull back");
     assert_eq!(back.manifest_digest, pushed.digest);
     assert!(fresh.has_blob(&compressed.digest));
 }
@@ -842,16 +746,7 @@ fn loopback_https_registry_with_a_self_signed_certificate() {
     // Loopback registries are trusted as docker trusts them: HTTPS is tried first and its
     // self-signed certificate accepted; the registry only speaks TLS, so success means HTTPS.
     let target = reference(&format!("{}/tls/busybox:1", registry.host()));
-    let pushed = rt
-        .block_on(push(
-            &client,
-            &store,
-            &stored,
-            &target,
-            &PushOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("push over https");
+    let pushed = push_to(&rt, &client, &store, &stored, &target).expect("push over https");
     assert_eq!(pushed.digest, stored.manifest_digest);
     assert_eq!(
         rt.block_on(client.base_url(&registry.host()))
@@ -860,14 +755,6 @@ fn loopback_https_registry_with_a_self_signed_certificate() {
         format!("https://{}/", registry.host())
     );
     let (_b, fresh) = empty_store();
-    let back = rt
-        .block_on(pull(
-            &client,
-            &fresh,
-            &target,
-            &PullOptions::default(),
-            &strata_registry::events::ignore,
-        ))
-        .expect("pull over https");
+    let back = pull_from(&rt, &client, &fresh, &target).expect("pull over https");
     assert_eq!(back.manifest_digest, stored.manifest_digest);
 }

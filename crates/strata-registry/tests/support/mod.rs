@@ -15,7 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_registry::{Client, ClientOptions, Credential};
+use strata_image::reference::Reference;
+use strata_registry::{
+    Client, ClientOptions, Credential, PullOptions, Pulled, PushOptions, Pushed, pull, push,
+};
+use strata_store::{Image, Store};
 
 /// The shared fixture registry (`STRATA_TEST_REGISTRY`, default 127.0.0.1:5000).
 pub fn fixture_registry() -> String {
@@ -190,6 +194,40 @@ pub fn client(credentials: &[(&str, &str, &str)]) -> Client {
     }
     options.retry_delay = Duration::from_millis(20);
     Client::new(options).expect("client")
+}
+
+/// Pushes `image` from `store` to `target` with default options, ignoring progress events.
+pub fn push_to(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    store: &Arc<Store>,
+    image: &Image,
+    target: &Reference,
+) -> strata_registry::Result<Pushed> {
+    rt.block_on(push(
+        client,
+        store,
+        image,
+        target,
+        &PushOptions::default(),
+        &strata_registry::events::ignore,
+    ))
+}
+
+/// Pulls `reference` into `store` with default options, ignoring progress events.
+pub fn pull_from(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    store: &Arc<Store>,
+    reference: &Reference,
+) -> strata_registry::Result<Pulled> {
+    rt.block_on(pull(
+        client,
+        store,
+        reference,
+        &PullOptions::default(),
+        &strata_registry::events::ignore,
+    ))
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
