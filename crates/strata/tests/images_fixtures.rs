@@ -3,33 +3,22 @@
 //! prints for the same archive (snapshots; relative times redacted), `save` output is read by
 //! skopeo and reloads byte-identically, and the store itself is an OCI layout umoci unpacks.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod images_common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
+use std::path::Path;
+use std::process::Command;
 
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run strata")
-}
+use images_common::{fixtures, ok, strata};
 
-/// Runs strata and returns its stdout, failing the test with stderr on a non-zero exit.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = strata(root, args);
+/// Runs a tool (skopeo, umoci) and returns its stdout, failing the test with its stderr.
+fn tool_ok(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "strata {args:?} failed: {}",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    out.stdout
 }
 
 /// CREATED columns depend on today's date.
@@ -71,17 +60,12 @@ fn check_docker_archive(file: &str, reference: &str, snapshot_name: &str) {
 
     // skopeo reads the store as an OCI layout under the full reference.
     let full = format!("docker.io/{reference}");
-    let skopeo = Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:{full}", root.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        skopeo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&skopeo.stderr)
+    let skopeo = tool_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:{full}", root.path().display())),
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&skopeo).unwrap();
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
@@ -183,17 +167,12 @@ fn save_is_read_by_skopeo_and_round_trips_byte_identically() {
             &["save", "-o", saved.to_str().unwrap(), reference],
         );
 
-        let skopeo = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("docker-archive:{}", saved.display()))
-            .output()
-            .unwrap();
-        assert!(
-            skopeo.status.success(),
-            "{}",
-            String::from_utf8_lossy(&skopeo.stderr)
+        let skopeo = tool_ok(
+            Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("docker-archive:{}", saved.display())),
         );
-        let info: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&skopeo).unwrap();
         assert_eq!(info["Architecture"], "amd64");
         assert_eq!(info["RepoTags"], serde_json::json!([]));
 
@@ -212,19 +191,14 @@ fn umoci_unpacks_an_image_from_the_store() {
     let archive = fixtures().join("docker-archive/busybox_1.35.tar");
     ok(root.path(), &["load", "-i", archive.to_str().unwrap()]);
     let target = bundle.path().join("bundle");
-    let out = Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!(
-            "{}:docker.io/strata-fixtures/busybox:1.35",
-            root.path().display()
-        ))
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    tool_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!(
+                "{}:docker.io/strata-fixtures/busybox:1.35",
+                root.path().display()
+            ))
+            .arg(&target),
     );
     assert!(target.join("rootfs/bin/busybox").is_file());
     assert!(target.join("config.json").is_file());

@@ -2,43 +2,20 @@
 //! exit code 1, the same files before and after), concurrent `tag` processes never lose an
 //! update, and import/rmi/prune/df behave as docker's do.
 
+mod images_common;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use images_common::{fixtures, ok, strata};
 use strata_image::Digest;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("STRATA_FIXTURES").unwrap_or_else(|_| "/var/cache/strata-fixtures".into()),
-    )
-}
 
 fn busybox() -> PathBuf {
     fixtures().join("docker-archive/busybox_1.35.tar")
 }
 
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run strata")
-}
-
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = strata(root, args);
-    assert!(
-        out.status.success(),
-        "strata {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// Every file of the store with its content digest, so "unchanged" means unchanged.
 fn store_state(root: &Path) -> BTreeSet<(String, Option<Digest>)> {
     let mut out = BTreeSet::new();
     let mut stack = vec![root.to_path_buf()];
