@@ -41,24 +41,13 @@ fn commit_round_trips_a_containers_changes() {
     );
     // The new image has the file, the deletion, the committed env and the changed CMD.
     assert_eq!(s.ok(&["run", "--rm", "made:1"]), "made\n");
-    let out = s.ok(&[
-        "run",
-        "--rm",
+    let out = s.run_sh(
         "made:1",
-        "sh",
-        "-c",
         "cat /etc/app/conf; test -e /bin/ls; echo $? $GREETING $EXTRA",
-    ]);
+    );
     assert_eq!(out, "cfg\n1 hello 1\n");
     // The base image is untouched.
-    let out = s.ok(&[
-        "run",
-        "--rm",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "test -e /made; echo $?; test -e /bin/ls; echo $?",
-    ]);
+    let out = s.run_sh(BUSYBOX, "test -e /made; echo $?; test -e /bin/ls; echo $?");
     assert_eq!(out, "1\n0\n");
     // One new history entry with the message and author; the image id is what commit printed.
     let history = s.ok(&["history", "--no-trunc", "made:1"]);

@@ -66,6 +66,12 @@ impl Strata {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs `script` with `sh -c` in a throwaway container of `image`; asserts success,
+    /// returns stdout.
+    pub fn run_sh(&self, image: &str, script: &str) -> String {
+        self.ok(&["run", "--rm", image, "sh", "-c", script])
+    }
+
     /// The exit code and stderr of a run expected to fail.
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.output(args);
