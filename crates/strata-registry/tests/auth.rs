@@ -18,6 +18,15 @@ fn reference(s: &str) -> Reference {
     Reference::parse(s).expect("reference")
 }
 
+/// A fresh registry behind a token server, and the host clients use to reach it (the front).
+/// Bind the registry (`_registry`, never `_`): dropping it stops the process.
+fn token_fronted_registry() -> (TestRegistry, TokenServer, String) {
+    let registry = TestRegistry::start(false);
+    let front = TokenServer::start(registry.port);
+    let host = front.host();
+    (registry, front, host)
+}
+
 /// Pulls busybox from the fixture registry into a new store and returns it with its image.
 fn busybox(rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, Arc<Store>, Image) {
     let (dir, store) = empty_store();
@@ -97,9 +106,7 @@ fn basic_auth_against_htpasswd_registry() {
 fn bearer_tokens_are_requested_per_scope_and_cached() {
     let rt = runtime();
     let (_dir, store, image) = busybox(&rt);
-    let registry = TestRegistry::start(false);
-    let front = TokenServer::start(registry.port);
-    let host = front.host();
+    let (_registry, front, host) = token_fronted_registry();
     let authed = client(&[(&host, USER, PASSWORD)]);
 
     let first = reference(&format!("{host}/tok/busybox:1"));
@@ -170,9 +177,7 @@ fn bearer_tokens_are_requested_per_scope_and_cached() {
 fn bearer_token_refusals_are_precise() {
     let rt = runtime();
     let (_dir, store, image) = busybox(&rt);
-    let registry = TestRegistry::start(false);
-    let front = TokenServer::start(registry.port);
-    let host = front.host();
+    let (_registry, front, host) = token_fronted_registry();
     let target = reference(&format!("{host}/tok/busybox:1"));
 
     let err = push_to(
@@ -222,9 +227,7 @@ fn bearer_token_refusals_are_precise() {
 fn blob_redirects_are_followed_without_credentials() {
     let rt = runtime();
     let (_dir, store, image) = busybox(&rt);
-    let registry = TestRegistry::start(false);
-    let front = TokenServer::start(registry.port);
-    let host = front.host();
+    let (registry, front, host) = token_fronted_registry();
     let authed = client(&[(&host, USER, PASSWORD)]);
     let target = reference(&format!("{host}/redirect/busybox:1"));
     push_to(&rt, &authed, &store, &image, &target).expect("push");
@@ -242,9 +245,7 @@ fn blob_redirects_are_followed_without_credentials() {
 fn identity_tokens_use_the_oauth2_refresh_flow() {
     let rt = runtime();
     let (_dir, store, image) = busybox(&rt);
-    let registry = TestRegistry::start(false);
-    let front = TokenServer::start(registry.port);
-    let host = front.host();
+    let (_registry, front, host) = token_fronted_registry();
     front
         .state()
         .refresh_tokens
@@ -268,9 +269,7 @@ fn identity_tokens_use_the_oauth2_refresh_flow() {
 #[test]
 fn login_check_against_a_token_server() {
     let rt = runtime();
-    let registry = TestRegistry::start(false);
-    let front = TokenServer::start(registry.port);
-    let host = front.host();
+    let (_registry, front, host) = token_fronted_registry();
     rt.block_on(client(&[(&host, USER, PASSWORD)]).ping(&host))
         .expect("good credentials");
     let err = rt

@@ -498,11 +498,15 @@ fn record_token_request(state: &TokenState, query: &str) -> Vec<String> {
 fn refuse_token(stream: &mut TcpStream, state: &TokenState, message: &str) -> std::io::Result<()> {
     state.rejected.fetch_add(1, Ordering::Relaxed);
     let body = format!(r#"{{"errors":[{{"code":"UNAUTHORIZED","message":"{message}"}}]}}"#);
+    respond_json(stream, "401 Unauthorized", body.as_bytes())
+}
+
+fn respond_json(stream: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
     respond(
         stream,
-        "401 Unauthorized",
+        status,
         &[("Content-Type", "application/json".into())],
-        body.as_bytes(),
+        body,
     )
 }
 
@@ -540,12 +544,7 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
             }
             let token = issue_token(state, "oauth", scopes);
             let body = format!(r#"{{"access_token":"{token}","expires_in":300,"scope":""}}"#);
-            respond(
-                &mut stream,
-                "200 OK",
-                &[("Content-Type", "application/json".into())],
-                body.as_bytes(),
-            )?;
+            respond_json(&mut stream, "200 OK", body.as_bytes())?;
             continue;
         }
         if path.starts_with("/token") {
@@ -561,12 +560,7 @@ fn serve(stream: TcpStream, port: u16, upstream: u16, state: &TokenState) -> std
             }
             let token = issue_token(state, "token", scopes);
             let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
-            respond(
-                &mut stream,
-                "200 OK",
-                &[("Content-Type", "application/json".into())],
-                body.as_bytes(),
-            )?;
+            respond_json(&mut stream, "200 OK", body.as_bytes())?;
             continue;
         }
         let needed = needed_scope(&request.method, &path);
